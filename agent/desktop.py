@@ -1,0 +1,338 @@
+"""Where the agent acts: the host display, an existing X display, or a private Xvfb.
+
+Every program a desktop starts (Xvfb, the window manager, launched apps) runs in its own process
+group and is registered with a tiny per-desktop guard process (the "reaper", a /bin/sh script).
+The reaper reads process-group ids from a pipe; when the pipe closes without a final "done" line
+(the owner crashed, was SIGKILLed or forgot to stop) it kills every registered group. So no
+orphans survive, whichever thread created the desktop and however its owner ends.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from vision.geometry import Size
+
+DEFAULT_SIZE = Size(1280, 800)
+_DISPLAY_RE = re.compile(r"^:\d+(\.\d+)?$")
+_GRACE = 1.0  # seconds between SIGTERM and SIGKILL
+
+# Lines "PGID" register a group, "-PGID" forget one, "done" means exit without killing.
+_REAPER_SCRIPT = """
+trap '' HUP INT
+g=
+while read -r p; do
+  case $p in
+    done) exit 0 ;;
+    -*) n=; for q in $g; do [ "$q" = "${p#-}" ] || n="$n $q"; done; g=$n ;;
+    *) g="$g $p" ;;
+  esac
+done
+[ -n "$g" ] || exit 0
+for q in $g; do kill -TERM -$q; done
+i=0
+while [ $i -lt 10 ]; do
+  a=; for q in $g; do kill -0 -$q && a=1; done
+  [ -n "$a" ] || exit 0
+  sleep 0.1; i=$((i + 1))
+done
+for q in $g; do kill -KILL -$q; done
+"""
+
+_live: set[Desktop] = set()
+_live_lock = threading.Lock()
+_atexit_registered = False
+
+
+class DesktopError(RuntimeError):
+    """An environment problem: no display, Xvfb missing, a server that failed to start."""
+
+
+def _stop_all() -> None:
+    with _live_lock:
+        desktops = list(_live)
+    for desktop in desktops:
+        desktop.stop()
+
+
+def _connect(display: str) -> Any:
+    """Open a python-xlib connection to `display`, or raise DesktopError naming it."""
+    from Xlib.display import Display
+
+    try:
+        return Display(display)
+    except Exception as exc:
+        raise DesktopError(
+            f"cannot connect to X display {display!r} ({exc}); check that it is running, "
+            "or use --display virtual"
+        ) from exc
+
+
+def _live_groups(pgids: set[int]) -> set[int]:
+    """The process groups among `pgids` that still have a running (non-zombie) member."""
+    live: set[int] = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()  # state, ppid, pgrp, ...
+        if fields[0] != b"Z" and int(fields[2]) in pgids:
+            live.add(int(fields[2]))
+    return live
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+class Desktop:
+    """An X display the agent can act on, plus the programs started on it."""
+
+    def __init__(self, display: str, kind: str) -> None:
+        self.display = display
+        self.kind = kind
+        self._procs: list[subprocess.Popen] = []
+        self._reaper: subprocess.Popen | None = None
+        self._lock = threading.RLock()
+        self._stopped = False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(display={self.display!r}, kind={self.kind!r})"
+
+    def env(self) -> dict[str, str]:
+        """A copy of os.environ with DISPLAY set to this display."""
+        env = dict(os.environ, DISPLAY=self.display)
+        if self.kind != "host":
+            env.pop("WAYLAND_DISPLAY", None)  # or toolkits would open windows on the user's screen
+        return env
+
+    def size(self) -> Size:
+        """The screen size in pixels, queried from the X server."""
+        conn = _connect(self.display)
+        try:
+            screen = conn.screen()
+            return Size(screen.width_in_pixels, screen.height_in_pixels)
+        finally:
+            conn.close()
+
+    def launch(
+        self, command: str | list[str], cwd: str | Path | None = None, env: dict | None = None
+    ) -> subprocess.Popen:
+        """Start a program in the background on this display; `stop()` ends its process group.
+
+        A string runs via /bin/sh, a list directly; `env` adds variables to `self.env()`.
+        """
+        argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+        return self._spawn(argv, cwd=cwd, env={**self.env(), **(env or {}), "DISPLAY": self.display})
+
+    def _spawn(self, argv: list[str], **kwargs: Any) -> subprocess.Popen:
+        with self._lock:
+            if self._stopped:
+                raise DesktopError(f"desktop {self.display} is stopped; open a new one")
+            if self._reaper is None:
+                self._start_reaper()
+            self._forget_finished()
+            kwargs.setdefault("stdin", subprocess.DEVNULL)
+            proc = subprocess.Popen(argv, start_new_session=True, **kwargs)
+            self._procs.append(proc)
+            self._tell_reaper(str(proc.pid))
+            return proc
+
+    def _start_reaper(self) -> None:
+        global _atexit_registered
+        # In its own session, so neither a Ctrl-C nor a killpg meant for us reaches it.
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        self._reaper = subprocess.Popen(
+            ["/bin/sh", "-c", _REAPER_SCRIPT], stdin=subprocess.PIPE, start_new_session=True, **quiet
+        )
+        with _live_lock:
+            _live.add(self)
+            if not _atexit_registered:
+                atexit.register(_stop_all)
+                _atexit_registered = True
+
+    def _tell_reaper(self, line: str) -> None:
+        try:
+            self._reaper.stdin.write(f"{line}\n".encode())
+            self._reaper.stdin.flush()
+        except OSError as exc:
+            raise DesktopError(f"the orphan guard of display {self.display} died: {exc}") from exc
+
+    def _forget_finished(self) -> None:
+        """Drop programs whose whole group has ended, so a reused pid is never killed."""
+        done = {p.pid: p for p in self._procs if p.poll() is not None}
+        if done:
+            for pgid in set(done) - _live_groups(set(done)):
+                self._procs.remove(done[pgid])
+                self._tell_reaper(f"-{pgid}")
+
+    def stop(self) -> None:
+        """Terminate every started program's process group (TERM, ~1 s grace, KILL); idempotent."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            procs, self._procs = self._procs, []
+            clean = False
+            try:
+                pgids = {p.pid for p in procs}
+                for pgid in pgids:
+                    _killpg(pgid, signal.SIGTERM)
+                deadline = time.monotonic() + _GRACE
+                while True:
+                    for p in procs:
+                        p.poll()
+                    live = _live_groups(pgids)
+                    if not live or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.02)
+                for pgid in live:
+                    _killpg(pgid, signal.SIGKILL)
+                for p in procs:
+                    p.wait(timeout=5)
+                clean = True
+            finally:
+                if self._reaper is not None:
+                    try:
+                        if clean:  # else the reaper kills whatever is left on EOF
+                            self._reaper.stdin.write(b"done\n")
+                        self._reaper.stdin.close()
+                    except OSError:
+                        pass
+                    self._reaper.wait(timeout=5)
+                with _live_lock:
+                    _live.discard(self)
+
+    def __enter__(self) -> Desktop:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ExistingDisplay(Desktop):
+    """A display that already exists (":N", or the host's $DISPLAY); stop() never stops its server."""
+
+    def __init__(self, display: str | None = None) -> None:
+        kind = "existing" if display else "host"
+        display = display or os.environ.get("DISPLAY", "")
+        if not display:
+            raise DesktopError("no host display: $DISPLAY is not set; use --display virtual")
+        super().__init__(display, kind)
+        _connect(display).close()
+
+
+class VirtualDesktop(Desktop):
+    """A private Xvfb server (optionally with openbox) that lives until stop()."""
+
+    def __init__(self, size: Size = DEFAULT_SIZE, depth: int = 24, window_manager: bool = False) -> None:
+        super().__init__("", "virtual")
+        self.requested_size = size
+        self.depth = depth
+        self.window_manager = window_manager
+        self.server: subprocess.Popen | None = None  # the Xvfb process, once started
+
+    def start(self, timeout: float = 10.0) -> VirtualDesktop:
+        """Start Xvfb on a free display number it picks itself (and the WM); returns self."""
+        with self._lock:
+            if self._stopped:
+                raise DesktopError("this virtual desktop was stopped; create a new one")
+            if self.display:
+                return self
+            xvfb = shutil.which("Xvfb")
+            if xvfb is None:
+                raise DesktopError("Xvfb not found: install it with `apt-get install xvfb`")
+            if self.window_manager and shutil.which("openbox") is None:
+                raise DesktopError("openbox not found: install it with `apt-get install openbox`")
+            try:
+                self._start_xvfb(xvfb, timeout)
+                if self.window_manager:
+                    self._start_wm()
+            except BaseException:
+                self.stop()
+                raise
+            return self
+
+    def _start_xvfb(self, xvfb: str, timeout: float) -> None:
+        screen = f"{self.requested_size.width}x{self.requested_size.height}x{self.depth}"
+        read_fd, write_fd = os.pipe()
+        argv = [xvfb, "-displayfd", str(write_fd), "-screen", "0", screen, "-nolisten", "tcp", "-noreset"]
+        with tempfile.TemporaryFile() as log, os.fdopen(read_fd, "rb", buffering=0) as pipe:
+            try:
+                proc = self._spawn(argv, pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=log)
+            finally:
+                os.close(write_fd)
+            data, deadline = b"", time.monotonic() + timeout
+            while not data.endswith(b"\n"):  # Xvfb writes "N\n" once it accepts connections
+                left = deadline - time.monotonic()
+                chunk = pipe.read(64) if left > 0 and select.select([pipe], [], [], left)[0] else None
+                if not chunk:
+                    why = f"timed out after {timeout:.0f} s" if chunk is None else "exited"
+                    log.seek(0)
+                    tail = log.read().decode(errors="replace").strip()[-800:]
+                    raise DesktopError(f"Xvfb failed to start ({why}); its stderr:\n{tail}")
+                data += chunk
+        self.server, self.display = proc, f":{int(data)}"
+
+    def _start_wm(self, timeout: float = 5.0) -> None:
+        from Xlib import X
+
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        wm = self._spawn(["openbox", "--sm-disable"], env=self.env(), **quiet)
+        conn = _connect(self.display)
+        try:
+            atom = conn.intern_atom("_NET_SUPPORTING_WM_CHECK")
+            root, deadline = conn.screen().root, time.monotonic() + timeout
+            while root.get_full_property(atom, X.AnyPropertyType) is None:
+                if wm.poll() is not None:
+                    raise DesktopError(f"openbox exited with code {wm.returncode} on {self.display}")
+                if time.monotonic() > deadline:
+                    raise DesktopError(f"openbox did not take over {self.display} within {timeout:.0f} s")
+                time.sleep(0.05)
+        finally:
+            conn.close()
+
+    def __enter__(self) -> VirtualDesktop:
+        return self.start()
+
+
+def open_desktop(spec: str = "auto", size: Size | None = None, window_manager: bool = False) -> Desktop:
+    """Choose and open the display backend for `--display SPEC` (host | virtual | :N | auto).
+
+    `window_manager` applies to virtual displays only (an existing display brings its own).
+    """
+    if spec not in ("auto", "host", "virtual") and not _DISPLAY_RE.match(spec):
+        raise ValueError(f"invalid display {spec!r}: use auto, host, virtual or an X display like :1")
+    if size is not None and spec not in ("auto", "virtual"):
+        raise ValueError("--size applies only to virtual displays")
+    if spec == "host":
+        return ExistingDisplay()
+    if _DISPLAY_RE.match(spec):
+        return ExistingDisplay(spec)
+    if spec == "auto" and os.environ.get("DISPLAY"):
+        with contextlib.suppress(DesktopError):  # an unreachable $DISPLAY falls back to virtual
+            host = ExistingDisplay()
+            if size is not None:
+                raise ValueError(
+                    f"--size applies only to virtual displays, and auto chose the host display "
+                    f"{host.display}; use --display virtual"
+                )
+            return host
+    return VirtualDesktop(size or DEFAULT_SIZE, window_manager=window_manager).start()

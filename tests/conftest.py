@@ -1,0 +1,88 @@
+"""Shared fixtures: real Xvfb desktops and the probe window that records what it receives."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.desktop import VirtualDesktop
+from vision.geometry import Size
+
+TESTS = Path(__file__).parent
+
+
+class Probe:
+    """The probe window on a desktop, read back through its event file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._seen = 0
+
+    def events(self) -> list[dict]:
+        """Every event recorded so far."""
+        if not self.path.exists():
+            return []
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def new_events(self) -> list[dict]:
+        """Events recorded since the last call to `mark` or `new_events`."""
+        events = self.events()
+        fresh, self._seen = events[self._seen:], len(events)
+        return fresh
+
+    def mark(self) -> None:
+        """Forget the events seen so far."""
+        self._seen = len(self.events())
+
+    def wait_for(self, predicate: Callable[[list[dict]], bool], timeout: float = 5.0) -> list[dict]:
+        """Wait until `predicate(events since mark)` holds; return those events."""
+        deadline = time.monotonic() + timeout
+        while True:
+            events = self.events()[self._seen:]
+            if predicate(events):
+                return events
+            if time.monotonic() > deadline:
+                raise AssertionError(f"probe never saw the expected events; got {events}")
+            time.sleep(0.02)
+
+
+@pytest.fixture
+def desktop_factory() -> Iterator[Callable[..., VirtualDesktop]]:
+    """Start virtual desktops on demand; all are stopped at the end of the test."""
+    started: list[VirtualDesktop] = []
+
+    def start(size: Size = Size(1280, 800), **kwargs: object) -> VirtualDesktop:
+        desktop = VirtualDesktop(size, **kwargs).start()
+        started.append(desktop)
+        return desktop
+
+    yield start
+    for desktop in started:
+        desktop.stop()
+
+
+@pytest.fixture
+def desktop(desktop_factory: Callable[..., VirtualDesktop]) -> VirtualDesktop:
+    """A 1280x800 virtual desktop for one test."""
+    return desktop_factory()
+
+
+def start_probe(desktop: VirtualDesktop, path: Path) -> Probe:
+    """Launch the probe window on `desktop` and wait until it is ready."""
+    desktop.launch([sys.executable, str(TESTS / "probe_window.py"), str(path)])
+    probe = Probe(path)
+    probe.wait_for(lambda events: any(e["type"] == "ready" for e in events), timeout=15)
+    probe.mark()
+    return probe
+
+
+@pytest.fixture
+def probe(desktop: VirtualDesktop, tmp_path: Path) -> Probe:
+    """The probe window on the test's desktop."""
+    return start_probe(desktop, tmp_path / "events.jsonl")

@@ -1,0 +1,67 @@
+"""A Tk window that covers the screen and records every event it receives as JSON lines.
+
+Run as `python probe_window.py OUT.jsonl`. The first line is {"type": "ready", ...} once the
+window is mapped and focused. Each event line holds its type and, as applicable, the button,
+root coordinates, keysym, character, modifier state and scroll direction. The text typed into
+the window's text area is recorded as {"type": "text", "value": ...} after each key release.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tkinter as tk
+
+SCROLL = {4: "up", 5: "down", 6: "left", 7: "right"}
+
+
+def main(path: str) -> None:
+    """Open the probe window and record events into `path` until it is closed."""
+    out = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the window's life
+
+    def write(record: dict) -> None:
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        out.flush()
+
+    root = tk.Tk()
+    width, height = root.winfo_screenwidth(), root.winfo_screenheight()
+    root.overrideredirect(True)
+    root.geometry(f"{width}x{height}+0+0")
+    text = tk.Text(root, font=("DejaVu Sans", 14), bg="white")
+    text.pack(fill="both", expand=True)
+
+    def button(kind: str):
+        def handler(event: tk.Event) -> None:
+            record = {"type": kind, "button": event.num, "x": event.x_root, "y": event.y_root,
+                      "state": event.state}
+            if kind == "press" and event.num in SCROLL:
+                record["scroll"] = SCROLL[event.num]
+            write(record)
+        return handler
+
+    def key(kind: str):
+        def handler(event: tk.Event) -> None:
+            write({"type": kind, "keysym": event.keysym, "char": event.char, "state": event.state})
+            if kind == "keyrelease":
+                write({"type": "text", "value": text.get("1.0", "end-1c")})
+        return handler
+
+    def motion(event: tk.Event) -> None:
+        write({"type": "motion", "x": event.x_root, "y": event.y_root, "state": event.state})
+
+    root.bind_all("<ButtonPress>", button("press"))
+    root.bind_all("<ButtonRelease>", button("release"))
+    root.bind_all("<KeyPress>", key("keypress"))
+    root.bind_all("<KeyRelease>", key("keyrelease"))
+    root.bind_all("<Motion>", motion)
+
+    def ready() -> None:
+        text.focus_force()
+        write({"type": "ready", "width": width, "height": height})
+
+    root.after(200, ready)
+    root.mainloop()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,151 @@
+"""The one coordinate mapping of deskpilot: screen pixels, logical points and model space.
+
+Three spaces meet here:
+
+- screen pixels: what the capture returns (physical pixels); canonical actions use these.
+- logical points: what the OS input APIs take on HiDPI systems (pixels / scale).
+- model space: the image the model sees, a downscaled copy of the screen.
+
+For Claude the model image is the largest same-aspect size whose long edge is at most 1568 px
+and whose area is at most 1.15 megapixels, never upscaled; a larger image would be shrunk by
+the server, silently shifting every coordinate the model returns.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+CLAUDE_MAX_LONG_EDGE = 1568
+CLAUDE_MAX_PIXELS = 1_150_000
+
+
+class CoordinateError(ValueError):
+    """A coordinate or region lies outside the space it was given in."""
+
+
+@dataclass(frozen=True)
+class Size:
+    """A width and height in pixels."""
+
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError(f"size must be positive, got {self.width}x{self.height}")
+
+    @classmethod
+    def parse(cls, text: str) -> Size:
+        """Parse `WxH` (e.g. `1280x800`), with an error that names the problem."""
+        parts = text.lower().split("x")
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise ValueError(f"size must look like 1280x800, got {text!r}")
+        width, height = int(parts[0]), int(parts[1])
+        if not (16 <= width <= 16384 and 16 <= height <= 16384):
+            raise ValueError(f"size {text!r} is out of range (16..16384 per side)")
+        return cls(width, height)
+
+    def __str__(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+def fit_image_size(
+    screen: Size, max_long_edge: int = CLAUDE_MAX_LONG_EDGE, max_pixels: int = CLAUDE_MAX_PIXELS
+) -> Size:
+    """The largest same-aspect size within both limits; never larger than `screen`."""
+    w, h = screen.width, screen.height
+    scale = min(1.0, max_long_edge / max(w, h), math.sqrt(max_pixels / (w * h)))
+    if scale >= 1.0:
+        return screen
+    width = min(w, math.floor(w * scale) + 2)
+    while True:  # step down until the rounded height also fits both limits
+        height = max(1, round(width * h / w))
+        if max(width, height) <= max_long_edge and width * height <= max_pixels:
+            return Size(width, height)
+        width -= 1
+
+
+@dataclass(frozen=True)
+class ScreenMap:
+    """Maps coordinates between a screen (pixels, with its HiDPI scale) and the model's image.
+
+    `scale` is physical pixels per logical point (1.0 on a plain X server, 2.0 on Retina).
+    """
+
+    screen: Size
+    model: Size
+    scale: float = 1.0
+
+    @classmethod
+    def for_claude(cls, screen: Size, scale: float = 1.0) -> ScreenMap:
+        """The mapping for Claude's image limits."""
+        return cls(screen, fit_image_size(screen), scale)
+
+    @property
+    def ratio_x(self) -> float:
+        """Screen pixels per model pixel, horizontally."""
+        return self.screen.width / self.model.width
+
+    @property
+    def ratio_y(self) -> float:
+        """Screen pixels per model pixel, vertically."""
+        return self.screen.height / self.model.height
+
+    def to_screen(self, x: int, y: int) -> tuple[int, int]:
+        """Model coordinate -> the screen pixel in the middle of that model pixel's footprint.
+
+        Raises CoordinateError for coordinates outside the model image; they are never clamped.
+        Integer arithmetic, so `to_model(*to_screen(x, y)) == (x, y)` exactly.
+        """
+        _check_inside(x, y, self.model, "model image")
+        return (_centre(x, self.model.width, self.screen.width),
+                _centre(y, self.model.height, self.screen.height))
+
+    def to_model(self, x: int, y: int) -> tuple[int, int]:
+        """Screen pixel -> the model pixel that covers it."""
+        _check_inside(x, y, self.screen, "screen")
+        return x * self.model.width // self.screen.width, y * self.model.height // self.screen.height
+
+    def region_to_screen(self, region: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        """Model-space region (x0, y0, x1, y1), x1/y1 exclusive -> screen region, same form."""
+        x0, y0, x1, y1 = region
+        if not (0 <= x0 < x1 <= self.model.width and 0 <= y0 < y1 <= self.model.height):
+            raise CoordinateError(
+                f"region {list(region)} must satisfy 0 <= x0 < x1 <= {self.model.width} "
+                f"and 0 <= y0 < y1 <= {self.model.height} (the model image)"
+            )
+        return (
+            int(x0 * self.ratio_x),
+            int(y0 * self.ratio_y),
+            min(self.screen.width, math.ceil(x1 * self.ratio_x)),
+            min(self.screen.height, math.ceil(y1 * self.ratio_y)),
+        )
+
+    def to_points(self, x: int, y: int) -> tuple[float, float]:
+        """Screen pixel -> logical point, for input APIs that work in points."""
+        return x / self.scale, y / self.scale
+
+    def from_points(self, x: float, y: float) -> tuple[int, int]:
+        """Logical point -> screen pixel."""
+        return round(x * self.scale), round(y * self.scale)
+
+
+def _centre(m: int, model_len: int, screen_len: int) -> int:
+    """The middle screen pixel p with p * model_len // screen_len == m."""
+    first = -(-m * screen_len // model_len)
+    last = -(-(m + 1) * screen_len // model_len) - 1
+    return (first + last) // 2
+
+
+def check_on_screen(x: int, y: int, screen: Size) -> None:
+    """Raise CoordinateError unless (x, y) is a pixel of `screen`."""
+    _check_inside(x, y, screen, "screen")
+
+
+def _check_inside(x: int, y: int, size: Size, name: str) -> None:
+    if not (0 <= x < size.width and 0 <= y < size.height):
+        raise CoordinateError(
+            f"({x}, {y}) is outside the {name} of {size} "
+            f"(x must be 0..{size.width - 1}, y 0..{size.height - 1})"
+        )
