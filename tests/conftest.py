@@ -57,8 +57,8 @@ def desktop_factory() -> Iterator[Callable[..., VirtualDesktop]]:
     """Start virtual desktops on demand; all are stopped at the end of the test."""
     started: list[VirtualDesktop] = []
 
-    def start(size: Size = Size(1280, 800), **kwargs: object) -> VirtualDesktop:
-        desktop = VirtualDesktop(size, **kwargs).start()
+    def start(size: Size | None = None, **kwargs: object) -> VirtualDesktop:
+        desktop = VirtualDesktop(size or Size(1280, 800), **kwargs).start()
         started.append(desktop)
         return desktop
 

@@ -13,6 +13,8 @@ import sys
 import tkinter as tk
 
 SCROLL = {4: "up", 5: "down", 6: "left", 7: "right"}
+# Tk 8.6 delivers X buttons 6/7 (horizontal wheel) as buttons 4/5 with Shift in the state.
+SHIFTED_SCROLL = {4: "left", 5: "right"}
 
 
 def main(path: str) -> None:
@@ -35,7 +37,8 @@ def main(path: str) -> None:
             record = {"type": kind, "button": event.num, "x": event.x_root, "y": event.y_root,
                       "state": event.state}
             if kind == "press" and event.num in SCROLL:
-                record["scroll"] = SCROLL[event.num]
+                shifted = event.state & 0x1 and event.num in SHIFTED_SCROLL
+                record["scroll"] = SHIFTED_SCROLL[event.num] if shifted else SCROLL[event.num]
             write(record)
         return handler
 
@@ -49,11 +52,13 @@ def main(path: str) -> None:
     def motion(event: tk.Event) -> None:
         write({"type": "motion", "x": event.x_root, "y": event.y_root, "state": event.state})
 
-    root.bind_all("<ButtonPress>", button("press"))
-    root.bind_all("<ButtonRelease>", button("release"))
-    root.bind_all("<KeyPress>", key("keypress"))
-    root.bind_all("<KeyRelease>", key("keyrelease"))
-    root.bind_all("<Motion>", motion)
+    # a tag of our own, first in line, so no class or `all` binding (e.g. <Alt-Key>) hides an event
+    text.bindtags(("probe", *text.bindtags()))
+    root.bind_class("probe", "<ButtonPress>", button("press"))
+    root.bind_class("probe", "<ButtonRelease>", button("release"))
+    root.bind_class("probe", "<KeyPress>", key("keypress"))
+    root.bind_class("probe", "<KeyRelease>", key("keyrelease"))
+    root.bind_class("probe", "<Motion>", motion)
 
     def ready() -> None:
         text.focus_force()

@@ -6,7 +6,14 @@ import random
 
 import pytest
 
-from vision.geometry import CLAUDE_MAX_LONG_EDGE, CLAUDE_MAX_PIXELS, CoordinateError, ScreenMap, Size, fit_image_size
+from vision.geometry import (
+    CLAUDE_MAX_LONG_EDGE,
+    CLAUDE_MAX_PIXELS,
+    CoordinateError,
+    ScreenMap,
+    Size,
+    fit_image_size,
+)
 
 SCREENS = [(1024, 768), (1280, 800), (1366, 768), (1440, 900), (1920, 1080), (2560, 1440),
            (3840, 2160), (5120, 2880), (800, 600), (1080, 1920), (3440, 1440), (1568, 400)]
