@@ -45,6 +45,8 @@ def _keysym_table() -> dict[str, tuple[str, int]]:
     for attr, value in vars(XK).items():
         if attr.startswith("XK_") and isinstance(value, int):
             name = attr[3:]
+            if name.startswith("XF86_"):  # python-xlib spells XF86AudioMute as XF86_AudioMute
+                name = "XF86" + name[5:]
             table.setdefault(name.lower(), (name, value))
             table[name] = (name, value)  # the exact spelling always wins
     return table

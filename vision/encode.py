@@ -47,13 +47,15 @@ def resize(pixels: np.ndarray, size: Size) -> np.ndarray:
 
 
 def encode(pixels: np.ndarray, fmt: ImageFormat = "png", quality: int = 85) -> EncodedImage:
-    """Encode BGR pixels as PNG (lossless, fast setting), JPEG or WebP (`quality` 1..100)."""
+    """Encode BGR pixels as PNG (lossless; no row filter and zlib level 1: fastest and, for
+    screens, smallest, measured in benchmarks/step_overhead.py), JPEG or WebP (`quality` 1..100)."""
     import cv2
 
     if fmt not in MEDIA_TYPES:
         raise ValueError(f"image format must be one of {sorted(MEDIA_TYPES)}, got {fmt!r}")
+    no_filter = [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE] if hasattr(cv2, "IMWRITE_PNG_FILTER") else []
     params = {
-        "png": [cv2.IMWRITE_PNG_COMPRESSION, 1],
+        "png": [cv2.IMWRITE_PNG_COMPRESSION, 1, *no_filter],
         "jpeg": [cv2.IMWRITE_JPEG_QUALITY, quality],
         "webp": [cv2.IMWRITE_WEBP_QUALITY, quality],
     }[fmt]

@@ -1,0 +1,162 @@
+"""The `deskpilot` command line: parses arguments, runs a command, maps errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from agent.errors import BadInput, DeskpilotError, EnvironmentProblem, ExitCode
+
+
+def _display_args(parser: argparse.ArgumentParser, size: bool = True) -> None:
+    parser.add_argument("--display", default="auto",
+                        help="host, virtual, an X display like :1, or auto (default: host if any, else virtual)")
+    if size:
+        parser.add_argument("--size", help="virtual display size WxH (default 1280x800)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every command."""
+    parser = argparse.ArgumentParser(prog="deskpilot", description="A computer-use desktop agent.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    doctor = sub.add_parser("doctor", help="check the environment and say how to fix problems")
+    _display_args(doctor, size=False)
+
+    act = sub.add_parser("act", help="perform canonical actions (JSON, screen pixels) in order")
+    act.add_argument("actions", nargs="+", metavar="ACTION",
+                     help='e.g. \'{"action":"left_click","coordinate":[200,150]}\'')
+    _display_args(act)
+    act.add_argument("--out", default="recordings", help="folder for the run's recording (default recordings/)")
+
+    shot = sub.add_parser("screenshot", help="save the screen, or the image exactly as the model receives it")
+    _display_args(shot)
+    shot.add_argument("--model-size", action="store_true", help="resize to the model's image size")
+    shot.add_argument("--out", help="output PNG file (default screenshot-<time>.png)")
+    return parser
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Print the environment checks; exit 4 when something required is missing."""
+    from agent.doctor import format_table, healthy, run_checks
+
+    checks = run_checks(args.display)
+    print(format_table(checks))
+    if healthy(checks):
+        print("deskpilot is ready.")
+        return ExitCode.OK
+    print("deskpilot is not ready: fix the FAIL lines above.")
+    return ExitCode.ENVIRONMENT
+
+
+def cmd_act(args: argparse.Namespace) -> int:
+    """Validate every action first, then perform them in order on the display."""
+    from actions.vocabulary import ActionError, parse_action
+
+    raw = []
+    for n, text in enumerate(args.actions, 1):
+        try:
+            raw.append(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise BadInput(f"action {n}: not valid JSON ({exc.msg} at column {exc.colno}): {text}") from None
+        try:
+            parse_action(raw[-1])  # shape first; bounds once the screen is known
+        except ActionError as exc:
+            raise BadInput(f"action {n}: {exc}") from None
+    with _open(args) as desktop, _executor(desktop.display) as executor:
+        actions = []
+        for n, data in enumerate(raw, 1):
+            try:
+                actions.append(parse_action(data, executor.screen.size, "screen"))
+            except ActionError as exc:
+                raise BadInput(f"action {n}: {exc}") from None
+        status = ExitCode.OK
+        for n, action in enumerate(actions, 1):
+            result = executor.perform(action)
+            if result.error:
+                print(f"action {n} ({action.action}) failed: {result.error}", file=sys.stderr)
+                status = ExitCode.FAILED
+                break
+            detail = result.output or (f"image {result.image.size}" if result.image is not None else "ok")
+            print(f"{n} {action.action}: {detail}")
+        return status
+
+
+def cmd_screenshot(args: argparse.Namespace) -> int:
+    """Save the screen (or the model's view of it) as PNG."""
+    import time
+
+    from vision.capture import CaptureError, Screen
+    from vision.encode import encode, encode_for_model
+    from vision.geometry import fit_image_size
+
+    out = Path(args.out or time.strftime("screenshot-%Y%m%d-%H%M%S.png"))
+    if out.suffix.lower() != ".png":
+        raise BadInput(f"--out {out}: screenshots are saved as PNG; use a .png file name")
+    if not out.parent.is_dir():
+        raise BadInput(f"--out {out}: folder {out.parent} does not exist")
+    with _open(args) as desktop, Screen(desktop.display) as screen:
+        try:
+            frame = screen.grab()
+        except CaptureError as exc:
+            raise EnvironmentProblem(str(exc)) from None
+        image = encode_for_model(frame.pixels, fit_image_size(frame.size)) if args.model_size else encode(frame.pixels)
+    out.write_bytes(image.data)
+    print(f"{out} {image.size} ({'model image' if args.model_size else 'screen'}, {len(image.data)} bytes)")
+    return ExitCode.OK
+
+
+def _open(args: argparse.Namespace):  # noqa: ANN202 - returns a Desktop (context manager)
+    from agent.desktop import DesktopError, open_desktop
+    from vision.geometry import Size
+
+    try:
+        size = Size.parse(args.size) if getattr(args, "size", None) else None
+        return open_desktop(args.display, size)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    except DesktopError as exc:
+        raise EnvironmentProblem(str(exc)) from None
+
+
+def _executor(display: str):  # noqa: ANN202 - returns an Executor (closed by `with`)
+    from contextlib import closing
+
+    from actions.executor import open_executor
+    from actions.result import ToolError
+
+    try:
+        return closing(open_executor(display))
+    except ToolError as exc:
+        raise EnvironmentProblem(str(exc)) from None
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "doctor": cmd_doctor,
+    "act": cmd_act,
+    "screenshot": cmd_screenshot,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `deskpilot` console script."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    try:
+        return int(COMMANDS[args.command](args))
+    except DeskpilotError as exc:
+        print(f"deskpilot {args.command}: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print(f"deskpilot {args.command}: interrupted", file=sys.stderr)
+        return int(ExitCode.STOPPED)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""`deskpilot doctor`: checks the environment and says how to fix each problem."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the doctor's table."""
+
+    name: str
+    status: str  # "ok" | "warn" | "FAIL"
+    detail: str
+    fix: str = ""
+    required: bool = True
+
+
+def run_checks(display: str = "auto") -> list[Check]:
+    """Run every check against the display deskpilot would use for `display`."""
+    from agent.desktop import DesktopError, open_desktop
+
+    checks = [
+        Check("python", "ok" if sys.version_info >= (3, 10) else "FAIL", sys.version.split()[0],
+              "" if sys.version_info >= (3, 10) else "use Python 3.10 or newer"),
+        _which("Xvfb", "xvfb", "virtual desktops (--display virtual)",
+               required=display == "virtual" or (display == "auto" and not os.environ.get("DISPLAY"))),
+        _which("openbox", "openbox", "a window manager on virtual desktops", required=False),
+    ]
+    try:
+        desktop = open_desktop(display)
+    except (DesktopError, ValueError) as exc:
+        checks.append(Check("display", "FAIL", str(exc), "set DISPLAY, or install Xvfb for --display virtual"))
+        return checks + _optional_checks()
+    with desktop:
+        checks.append(Check("display", "ok", f"{desktop.display} ({desktop.kind})"))
+        checks += _display_checks(desktop.display, virtual=desktop.kind == "virtual")
+    return checks + _optional_checks()
+
+
+def _display_checks(display: str, virtual: bool) -> list[Check]:
+    from actions.executor import open_executor
+    from actions.result import ToolError
+    from vision.capture import CaptureError
+
+    try:
+        executor = open_executor(display)
+    except ToolError as exc:
+        return [Check("input injection", "FAIL", str(exc), "the X server needs the XTEST extension")]
+    try:
+        started = time.monotonic()
+        frame = executor.screen.grab()
+        grab_ms = (time.monotonic() - started) * 1000
+        size, scale = executor.screen.size, executor.screen.scale
+        checks = [Check("screen", "ok", f"{size} pixels, scale {scale:g}, capture {grab_ms:.0f} ms")]
+        del frame
+    except CaptureError as exc:
+        return [Check("screen capture", "FAIL", str(exc), "check that the display is reachable (xdpyinfo)")]
+    try:
+        x, y = executor.backend.position()
+        # on a virtual desktop move and read back; on the user's own desktop do not move their pointer
+        target = (min(size.width - 1, 17), min(size.height - 1, 23)) if virtual else (x, y)
+        executor.backend.move(*target)
+        moved = executor.backend.position()
+        if virtual:
+            executor.backend.move(x, y)
+        ok = moved == target
+        checks.append(Check("input injection", "ok" if ok else "FAIL",
+                            f"XTEST pointer move {'verified' if ok else f'landed at {moved}, not {target}'}",
+                            "" if ok else "the X server ignores XTEST input"))
+    finally:
+        executor.close()
+    return checks
+
+
+def _optional_checks() -> list[Check]:
+    checks = []
+    if importlib.util.find_spec("rapidocr") is None:
+        checks.append(Check("OCR models", "warn", "rapidocr is not installed",
+                            "pip install rapidocr onnxruntime (needed for text targets)", required=False))
+    else:
+        models = Path(importlib.util.find_spec("rapidocr").origin).parent / "models"
+        found = sorted(p.name for p in models.glob("*.onnx"))
+        checks.append(Check("OCR models", "ok" if found else "warn",
+                            f"{len(found)} models in the rapidocr wheel" if found else f"none in {models}",
+                            "" if found else "reinstall rapidocr", required=False))
+    key = os.environ.get("ANTHROPIC_API_KEY")
+    checks.append(Check("API key", "ok" if key else "warn",
+                        "ANTHROPIC_API_KEY is set" if key else "ANTHROPIC_API_KEY is not set",
+                        "" if key else "export ANTHROPIC_API_KEY=... (only needed for model runs)",
+                        required=False))
+    return checks
+
+
+def _which(command: str, package: str, purpose: str, required: bool = True) -> Check:
+    path = shutil.which(command)
+    return Check(command, "ok" if path else ("FAIL" if required else "warn"),
+                 path or f"not found ({purpose})", "" if path else f"apt-get install {package}", required)
+
+
+def format_table(checks: list[Check]) -> str:
+    """The checks as an aligned text table."""
+    rows = [("check", "status", "detail", "fix")] + [(c.name, c.status, c.detail, c.fix) for c in checks]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join(
+        f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip() for r in rows
+    )
+
+
+def healthy(checks: list[Check]) -> bool:
+    """True when no required check failed."""
+    return not any(c.status == "FAIL" and c.required for c in checks)
