@@ -23,6 +23,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deskpilot", description="A computer-use desktop agent.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    run = sub.add_parser("run", help="run a goal with the model (or a task file)")
+    run.add_argument("goal", metavar="GOAL|TASK.yaml", help="what the agent should do, or a task file")
+    run.add_argument("--model", default=None, help="Claude model (default %(default)s from agent.claude)")
+    run.add_argument("--tool-version", default=None,
+                     help="computer tool version for a model the table does not know (20251124, 20250124, ...)")
+    _display_args(run)
+    run.add_argument("--out", default="recordings", help="folder for the run's recording (default recordings/)")
+    run.add_argument("--max-steps", type=int, default=50, help="stop after this many actions (default 50)")
+    run.add_argument("--max-seconds", type=float, default=600, help="stop after this long (default 600)")
+    run.add_argument("--max-cost", type=float, default=5.0, help="stop once this many USD are spent (default 5)")
+    run.add_argument("--max-tokens", type=int, default=None, help="stop once this many tokens are used")
+    run.add_argument("--thinking", type=int, default=None, metavar="TOKENS", help="extended thinking budget")
+    run.add_argument("--confirm", choices=["ask", "allow", "deny"], default=None,
+                     help="how risky actions are decided (default ask on a terminal, deny without one)")
+
     doctor = sub.add_parser("doctor", help="check the environment and say how to fix problems")
     _display_args(doctor, size=False)
 
@@ -134,7 +149,48 @@ def _executor(display: str):  # noqa: ANN202 - returns an Executor (closed by `w
         raise EnvironmentProblem(str(exc)) from None
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a goal with the model; live progress; `recording: PATH` as the last line."""
+    from agent.claude import DEFAULT_MODEL, ClaudeConfig
+    from agent.loop import Limits, LoopConfig
+    from agent.runner import RunOptions, run_goal
+    from vision.geometry import Size
+
+    for name in ("max_steps", "max_seconds", "max_cost", "max_tokens", "thinking"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise BadInput(f"--{name.replace('_', '-')} must be positive, got {value}")
+    try:
+        size = Size.parse(args.size) if args.size else None
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    options = RunOptions(
+        claude=ClaudeConfig(model=args.model or DEFAULT_MODEL, tool_version=args.tool_version,
+                            thinking_budget=args.thinking),
+        loop=LoopConfig(limits=Limits(args.max_steps, args.max_seconds, args.max_cost, args.max_tokens)),
+        display=args.display, size=size, out=Path(args.out))
+    outcome = run_goal(args.goal, options, on_step=print_step)
+    print(f"{outcome.result.status}: {outcome.result.message}")
+    print(f"steps {outcome.result.steps}, tokens {outcome.result.usage.total_tokens}, "
+          f"cost ${outcome.result.usage.cost_usd:.4f}")
+    print(f"recording: {outcome.recording}")
+    return outcome.result.exit_code
+
+
+def print_step(step: dict, usage: object) -> None:
+    """One line of live progress per step."""
+    action = step["action"]
+    what = action.get("action") or action.get("tool")
+    where = action.get("coordinate") or action.get("text") or action.get("command") or ""
+    thought = (step.get("thought") or "").replace("\n", " ")
+    thought = f"  \"{thought[:60]}{'...' if len(thought) > 60 else ''}\"" if thought else ""
+    status = "" if step["ok"] else f"  ERROR {step['error'][:80]}"
+    print(f"[{step['i']}] {what} {where}{thought}{status}  "
+          f"tokens {usage.total_tokens}  ${usage.cost_usd:.4f}", flush=True)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": cmd_run,
     "doctor": cmd_doctor,
     "act": cmd_act,
     "screenshot": cmd_screenshot,

@@ -4,7 +4,8 @@
 `?beta=true`) with scripted replies, records every request, injects faults (error statuses, dropped
 connections, slow answers) and simulates prompt-cache accounting in `usage`. Point a client at it:
 
-    with FakeAnthropic([message(tool_use("computer", {"action": "screenshot"})), message(text("done"))]) as fake:
+    script = [message(tool_use("computer", {"action": "screenshot"})), message(text("done"))]
+    with FakeAnthropic(script) as fake:
         client = anthropic.Anthropic(api_key="test", base_url=fake.base_url, max_retries=0)
         reply = client.beta.messages.create(model="m", max_tokens=100, messages=[...], betas=[...])
 
@@ -27,8 +28,9 @@ Token accounting (`estimate_tokens`, also used for every reply whose `usage` is 
   every block up to it (`cache_control` itself excluded, model/tool_choice/thinking mixed in where the API
   does). The longest prefix found in the cache at a breakpoint, or up to `CACHE_LOOKBACK_BLOCKS` blocks
   before one, is `cache_read_input_tokens`; from there to the last breakpoint whose prefix has at least
-  `min_cacheable_tokens` is `cache_creation_input_tokens` (and those breakpoint prefixes are stored); the
-  rest is `input_tokens`. Cache entries never expire.
+  `min_cacheable_tokens` (default 1024; the real minimum depends on the model) is
+  `cache_creation_input_tokens`, split by TTL in `cache_creation` (and those breakpoint prefixes are
+  stored); the rest is `input_tokens`. Cache entries never expire.
 * `output_tokens` is `ceil(chars / 4)` of the reply's content JSON (at least 1).
 """
 
@@ -44,6 +46,7 @@ import itertools
 import json
 import math
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -141,7 +144,11 @@ def message(
 
 
 def fault(
-    status: int, *, error_type: str | None = None, message: str | None = None, retry_after: float | None = None
+    status: int,
+    *,
+    error_type: str | None = None,
+    message: str | None = None,
+    retry_after: float | None = None,
 ) -> Reply:
     """An error answer with the API's JSON body `{"type": "error", "error": {"type", "message"}}`.
 
@@ -177,8 +184,8 @@ class Request:
 
     `headers` has lower-cased names; `body` is the parsed JSON (None if there was none or it was not JSON);
     `time` is `time.monotonic()` at arrival. `outcome` is one of "pending", "message", "fault", "drop",
-    "exhausted", "invalid", "count_tokens", "not_found", "responder_error"; `status` is the HTTP status sent
-    (None when nothing was sent); `usage` is the usage sent with a message.
+    "exhausted", "invalid", "count_tokens", "not_found", "responder_error", "fake_error"; `status` is the
+    HTTP status sent (None when nothing was sent); `usage` is the usage sent with a message.
     """
 
     method: str
@@ -371,7 +378,7 @@ def _account(prompt: _Prompt, cache: set[str] | None, min_cacheable_tokens: int)
 
     hit = -1
     for bp in breakpoints:
-        for i in range(bp, max(hit, bp - CACHE_LOOKBACK_BLOCKS), -1):
+        for i in range(bp, max(hit, bp - CACHE_LOOKBACK_BLOCKS - 1), -1):
             if positions[i].key in cache:
                 hit = i
                 break
@@ -431,6 +438,11 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
     fake: FakeAnthropic
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Connections reset by a client (or by stop()) are normal here; report anything else."""
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -475,8 +487,15 @@ class _Handler(BaseHTTPRequestHandler):
         fake._record(request)
         try:
             self._route(fake, request)
-        except OSError:  # the client went away (e.g. it timed out): nothing left to say
+        except OSError:  # the client went away (e.g. it timed out): nothing was delivered
+            request.status = None
             self.close_connection = True
+        except Exception as exc:  # a bug in the fake (or an odd body): say so instead of dropping silently
+            fake.errors.append(exc)
+            request.outcome = "fake_error"
+            if request.status is None:
+                msg = f"FakeAnthropic failed: {exc!r}"
+                self._error(request, 500, "api_error", msg, extra_headers={"x-should-retry": "false"})
 
     def _route(self, fake: FakeAnthropic, request: Request) -> None:
         path = request.path.rstrip("/")
@@ -526,7 +545,9 @@ class _Handler(BaseHTTPRequestHandler):
             if reply.retry_after is not None:
                 seconds = reply.retry_after
                 headers["retry-after"] = str(int(seconds)) if float(seconds).is_integer() else str(seconds)
-            self._error(request, reply.status, reply.error_type or "api_error", reply.error_message or "", headers)
+            self._error(
+                request, reply.status, reply.error_type or "api_error", reply.error_message or "", headers
+            )
             return
         usage = fake._usage(prompt)
         if reply.usage is not None:
@@ -567,11 +588,14 @@ class _Handler(BaseHTTPRequestHandler):
         body = {"type": "error", "error": {"type": error_type, "message": msg}}
         self._json(request, status, body, extra_headers)
 
-    def _json(self, request: Request, status: int, body: dict, extra_headers: dict[str, str] | None = None) -> None:
+    def _json(
+        self, request: Request, status: int, body: dict, extra_headers: dict[str, str] | None = None
+    ) -> None:
         request_id = f"req_{uuid.uuid4().hex[:24]}"
         if body.get("type") == "error":
             body["request_id"] = request_id
         data = json.dumps(body).encode()
+        request.status = status  # before writing, so it is set by the time the client has the answer
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(data)))
@@ -581,7 +605,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
         self.wfile.flush()
-        request.status = status
 
 
 def _invalid(body: Any, *, count_only: bool) -> str | None:
@@ -620,10 +643,12 @@ class FakeAnthropic:
         self.responder = responder
         self.min_cacheable_tokens = min_cacheable_tokens
         self.requests: list[Request] = []
+        self.errors: list[BaseException] = []  # exceptions raised by the responder or inside the fake
         self.cache: set[str] = set()
         self.base_url = ""
         self._script: deque[Reply] = deque(script or [])
         self._lock = threading.Lock()
+        self._closed = threading.Condition(self._lock)  # notified when a connection's handler finishes
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
         self._server: _Server | None = None
@@ -671,7 +696,10 @@ class FakeAnthropic:
         return self
 
     def stop(self) -> None:
-        """Stop serving: wakes slow replies (they drop), closes open connections, frees the port."""
+        """Stop serving: wakes slow replies (they drop), closes open connections, frees the port.
+
+        Returns within about a second at worst, normally at once, with every request record final.
+        """
         server, self._server = self._server, None
         if server is None:
             return
@@ -683,6 +711,8 @@ class FakeAnthropic:
         for conn in connections:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
+        with self._closed:  # let the handlers finish, so the records are final when stop() returns
+            self._closed.wait_for(lambda: not self._connections, timeout=1.0)
         if self._thread is not None:
             self._thread.join(timeout=1.0)
 
@@ -700,6 +730,7 @@ class FakeAnthropic:
                 self._connections.add(conn)
             else:
                 self._connections.discard(conn)
+                self._closed.notify_all()
 
     def _record(self, request: Request) -> None:
         with self._lock:
@@ -714,6 +745,7 @@ class FakeAnthropic:
         try:
             return self.responder(request), None
         except Exception as exc:  # reported to the client as a 500, not swallowed silently
+            self.errors.append(exc)
             return None, exc
 
     def _usage(self, prompt: _Prompt) -> dict:

@@ -34,7 +34,12 @@ from tests.fake_anthropic import (
 
 MODEL = "claude-fake-1"
 BETAS = ["computer-use-2025-11-24"]
-COMPUTER = {"type": "computer_20251124", "name": "computer", "display_width_px": 1280, "display_height_px": 800}
+COMPUTER = {
+    "type": "computer_20251124",
+    "name": "computer",
+    "display_width_px": 1280,
+    "display_height_px": 800,
+}
 CACHED = {"type": "ephemeral"}
 LONG_SYSTEM = "You are a careful desktop agent. " * 200  # 6600 chars = 1650 tokens: above the 1024 minimum
 
@@ -69,7 +74,10 @@ def png_b64(width: int, height: int, fmt: str = "PNG") -> str:
 
 def image_block(width: int, height: int, fmt: str = "PNG") -> dict:
     media = "image/png" if fmt == "PNG" else "image/jpeg"
-    return {"type": "image", "source": {"type": "base64", "media_type": media, "data": png_b64(width, height, fmt)}}
+    return {
+        "type": "image",
+        "source": {"type": "base64", "media_type": media, "data": png_b64(width, height, fmt)},
+    }
 
 
 # ------------------------------------------------------------------------------------------ replies
@@ -290,6 +298,10 @@ def cached_system(value: str = LONG_SYSTEM) -> list[dict]:
     return [{"type": "text", "text": value, "cache_control": CACHED}]
 
 
+def counts(usage) -> tuple[int, int, int]:
+    return usage.cache_creation_input_tokens, usage.cache_read_input_tokens, usage.input_tokens
+
+
 def test_same_prefix_twice_reads_the_cache(fake, make_client):
     fake.add(message(text("one")), message(text("two")))
     client = make_client()
@@ -297,12 +309,8 @@ def test_same_prefix_twice_reads_the_cache(fake, make_client):
     second = create(client, system=cached_system()).usage
     prefix = math.ceil(len(LONG_SYSTEM) / 4)
     user = math.ceil(len("Open the settings.") / 4)
-    assert (first.cache_creation_input_tokens, first.cache_read_input_tokens, first.input_tokens) == (prefix, 0, user)
-    assert (second.cache_creation_input_tokens, second.cache_read_input_tokens, second.input_tokens) == (
-        0,
-        prefix,
-        user,
-    )
+    assert counts(first) == (prefix, 0, user)  # (created, read, uncached)
+    assert counts(second) == (0, prefix, user)
     assert first.cache_creation.ephemeral_5m_input_tokens == prefix
     assert fake.total_usage()["cache_read_input_tokens"] == prefix
 
@@ -322,7 +330,9 @@ def test_moving_breakpoint_reads_the_earlier_prefix_by_lookback(fake, make_clien
     """The usual agent pattern: the breakpoint moves to the newest turn and still hits the old prefix."""
     fake.add(message(tool_use("computer", {"action": "screenshot"}, id="toolu_1")), message(text("done")))
     client = make_client()
-    turn1 = [{"role": "user", "content": [{"type": "text", "text": "Open the settings.", "cache_control": CACHED}]}]
+    turn1 = [
+        {"role": "user", "content": [{"type": "text", "text": "Open the settings.", "cache_control": CACHED}]}
+    ]
     first = create(client, turn1, system=LONG_SYSTEM, tools=[COMPUTER])
     result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": [image_block(1280, 800)]}
     turn2 = [
@@ -334,6 +344,32 @@ def test_moving_breakpoint_reads_the_earlier_prefix_by_lookback(fake, make_clien
     assert second.usage.cache_read_input_tokens == first.usage.cache_creation_input_tokens > 0
     assert second.usage.cache_creation_input_tokens >= math.ceil(1280 * 800 / 750)
     assert second.usage.input_tokens == 0  # everything is before the last breakpoint
+
+
+def test_change_between_breakpoints_reads_up_to_the_first_one():
+    def body(second_part: str) -> dict:
+        system = cached_system() + [{"type": "text", "text": second_part * 2000, "cache_control": CACHED}]
+        return {"model": MODEL, "system": system, "messages": [{"role": "user", "content": "hi"}]}
+
+    cache: set[str] = set()
+    first = estimate_tokens(body("a"), cache)
+    assert first["cache_creation_input_tokens"] == 1650 + 500
+    changed = estimate_tokens(body("b"), cache)
+    assert (changed["cache_read_input_tokens"], changed["cache_creation_input_tokens"]) == (1650, 500)
+    other_model = estimate_tokens(dict(body("a"), model="claude-other"), cache)
+    assert other_model["cache_read_input_tokens"] == 0  # caches are per model
+
+
+def test_lookback_is_limited_to_20_blocks():
+    def body(extra: int, marked: int) -> dict:
+        blocks = [text(f"step {i}") for i in range(1 + extra)]
+        blocks[marked] = dict(blocks[marked], cache_control=CACHED)
+        return {"model": MODEL, "system": LONG_SYSTEM, "messages": [{"role": "user", "content": blocks}]}
+
+    warm: set[str] = set()
+    estimate_tokens(body(0, 0), warm)  # caches the prefix through the first message block
+    assert estimate_tokens(body(20, 20), set(warm))["cache_read_input_tokens"] > 0  # 20 blocks back: found
+    assert estimate_tokens(body(21, 21), set(warm))["cache_read_input_tokens"] == 0  # 21 back: missed
 
 
 def test_prefix_below_the_minimum_is_not_cached(make_client, fake):
@@ -372,7 +408,9 @@ def test_one_hour_ttl_is_reported_separately():
         {"type": "text", "text": LONG_SYSTEM, "cache_control": {"type": "ephemeral", "ttl": "1h"}},
         {"type": "text", "text": "x" * 400, "cache_control": CACHED},
     ]
-    usage = estimate_tokens({"model": MODEL, "system": system, "messages": [{"role": "user", "content": "hi"}]})
+    usage = estimate_tokens(
+        {"model": MODEL, "system": system, "messages": [{"role": "user", "content": "hi"}]}
+    )
     assert usage["cache_creation"] == {"ephemeral_1h_input_tokens": 1650, "ephemeral_5m_input_tokens": 100}
 
 
@@ -424,7 +462,9 @@ def test_image_tokens_come_from_the_image_header(size, fmt, tokens):
 
 def test_count_tokens_endpoint_uses_the_same_estimate(fake, make_client):
     messages = [{"role": "user", "content": [text("hello there"), image_block(640, 480)]}]
-    counted = make_client().beta.messages.count_tokens(model=MODEL, messages=messages, tools=[COMPUTER], betas=BETAS)
+    counted = make_client().beta.messages.count_tokens(
+        model=MODEL, messages=messages, tools=[COMPUTER], betas=BETAS
+    )
     expected = estimate_tokens({"model": MODEL, "messages": messages, "tools": [COMPUTER]})
     assert counted.input_tokens == expected["total_input_tokens"]
     assert fake.requests[0].outcome == "count_tokens" and fake.remaining == 0

@@ -33,6 +33,7 @@ class Settled:
     elapsed_s: float
     settled: bool
     changed: bool
+    capture_s: float = 0.0  # how long the last grab took
 
 
 def wait_until_settled(
@@ -45,6 +46,7 @@ def wait_until_settled(
     config = config or SettleConfig()
     start = time.monotonic()
     last = grab()
+    capture = time.monotonic() - start
     changed = before is not None and not last.same_as(before)
     last_change = start
     while True:
@@ -52,11 +54,13 @@ def wait_until_settled(
         elapsed = now - start
         still_for = now - last_change
         if elapsed >= config.min_s and still_for >= config.quiet_s and (changed or elapsed >= config.idle_s):
-            return Settled(last, elapsed, True, changed)
+            return Settled(last, elapsed, True, changed, capture)
         if elapsed >= config.timeout_s:
-            return Settled(last, elapsed, False, changed)
+            return Settled(last, elapsed, False, changed, capture)
         time.sleep(config.interval_s)
+        grabbed = time.monotonic()
         frame = grab()
+        capture = time.monotonic() - grabbed
         if not frame.same_as(last):
             changed, last_change = True, time.monotonic()
         last = frame
