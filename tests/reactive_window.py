@@ -2,7 +2,7 @@
 
 `python reactive_window.py DELAY_MS [ANIMATE_MS]`: covers the screen; each click changes the
 background colour DELAY_MS later; with ANIMATE_MS it then keeps changing every 20 ms for that
-long. Prints "ready" on stdout when mapped.
+long.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ def main(delay_ms: int, animate_ms: int = 0) -> None:
         change(animate_ms)
 
     canvas.bind("<ButtonRelease-1>", lambda _: root.after(delay_ms, react))
-    root.after(100, lambda: print("ready", flush=True))
     root.mainloop()
 
 

@@ -206,7 +206,7 @@ def test_cache_breakpoints_and_batched_image_pruning(fake, desktop, tmp_path: Pa
         assert "cache_control" in body["system"][-1]
         assert "cache_control" in body["messages"][-1]["content"][-1]
         images = json.dumps(body["messages"]).count('"type": "image"')
-        assert images <= 3 + 12  # keep 3, prune in batches of 12
+        assert images <= 3 + 8  # keep 3, prune in batches of 8
     last = fake.requests[-1].body["messages"]
     assert "older screenshot was removed" in json.dumps(last)
     # pruning happened in one batch: the earlier requests' prefixes stayed intact until then
