@@ -38,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--confirm", choices=["ask", "allow", "deny"], default=None,
                      help="how risky actions are decided (default ask on a terminal, deny without one)")
 
+    sub.add_parser("schema", help="print the task file's JSON Schema")
+    demo = sub.add_parser("demo", help="run the demo task on a virtual display (no API key needed)")
+    demo.add_argument("--out", default="recordings", help="folder for the run's recording (default recordings/)")
+
     doctor = sub.add_parser("doctor", help="check the environment and say how to fix problems")
     _display_args(doctor, size=False)
 
@@ -68,8 +72,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_act(args: argparse.Namespace) -> int:
-    """Validate every action first, then perform them in order on the display."""
+    """Validate every action first, then perform them in order on the display, recording each."""
+    import time
+
     from actions.vocabulary import ActionError, parse_action
+    from agent.recording import RecordingWriter
+    from vision.settle import wait_until_settled
 
     raw = []
     for n, text in enumerate(args.actions, 1):
@@ -82,21 +90,37 @@ def cmd_act(args: argparse.Namespace) -> int:
         except ActionError as exc:
             raise BadInput(f"action {n}: {exc}") from None
     with _open(args) as desktop, _executor(desktop.display) as executor:
+        screen = executor.screen
         actions = []
         for n, data in enumerate(raw, 1):
             try:
-                actions.append(parse_action(data, executor.screen.size, "screen"))
+                actions.append(parse_action(data, screen.size, "screen"))
             except ActionError as exc:
                 raise BadInput(f"action {n}: {exc}") from None
-        status = ExitCode.OK
+        recorder = RecordingWriter(Path(args.out), "act", screen={"width": screen.size.width,
+                                                                 "height": screen.size.height, "scale": screen.scale})
+        status, message = ExitCode.OK, f"{len(actions)} actions performed"
+        frame = screen.grab()
         for n, action in enumerate(actions, 1):
+            started = time.monotonic()
             result = executor.perform(action)
+            settled = wait_until_settled(screen.grab, before=frame)
+            point = getattr(action, "coordinate", None) or getattr(action, "start_coordinate", None)
+            anchor = recorder.save_anchor(frame, point, recorder.steps) if point else None
+            recorder.add_step(action=action.model_dump(exclude_none=True), frame=recorder.save_frame(frame),
+                              anchor=anchor, ok=result.ok, error=result.error, output=result.output,
+                              timing={"exec_ms": round((time.monotonic() - started) * 1000, 1),
+                                      "settle_ms": round(settled.elapsed_s * 1000, 1)})
+            frame = settled.frame
             if result.error:
                 print(f"action {n} ({action.action}) failed: {result.error}", file=sys.stderr)
-                status = ExitCode.FAILED
+                status, message = ExitCode.FAILED, f"action {n} failed: {result.error}"
                 break
             detail = result.output or (f"image {result.image.size}" if result.image is not None else "ok")
             print(f"{n} {action.action}: {detail}")
+        recorder.finish("succeeded" if status == ExitCode.OK else "failed", final_frame=frame,
+                        error=None if status == ExitCode.OK else message)
+        print(f"recording: {recorder.path}")
         return status
 
 
@@ -169,10 +193,55 @@ def cmd_run(args: argparse.Namespace) -> int:
                             thinking_budget=args.thinking),
         loop=LoopConfig(limits=Limits(args.max_steps, args.max_seconds, args.max_cost, args.max_tokens)),
         display=args.display, size=size, out=Path(args.out))
-    outcome = run_goal(args.goal, options, on_step=print_step)
+    if args.goal.endswith((".yaml", ".yml")):
+        outcome = _run_task_file(args.goal, options)
+    else:
+        outcome = run_goal(args.goal, options, on_step=print_step)
     print(f"{outcome.result.status}: {outcome.result.message}")
     print(f"steps {outcome.result.steps}, tokens {outcome.result.usage.total_tokens}, "
           f"cost ${outcome.result.usage.cost_usd:.4f}")
+    print(f"recording: {outcome.recording}")
+    return outcome.result.exit_code
+
+
+def _run_task_file(path: str, options: object) -> object:
+    from agent.runner import Callbacks
+    from agent.taskfile import TaskFileError, load_task
+    from agent.taskrun import run_task
+
+    try:
+        task = load_task(path)
+    except TaskFileError as exc:
+        raise BadInput(f"invalid task file:\n{exc}") from None
+    outcome = run_task(task, options, callbacks=Callbacks(on_step=print_step))
+    for check in _checks_of(outcome.recording):
+        print(f"check {'ok  ' if check['ok'] else 'FAIL'} {check['check']}: {check['detail']}")
+    return outcome
+
+
+def _checks_of(recording: Path) -> list[dict]:
+    meta = json.loads((recording / "meta.json").read_text(encoding="utf-8"))
+    return meta.get("checks") or []
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Print the task file's JSON Schema."""
+    from agent.taskfile import task_json_schema
+
+    print(json.dumps(task_json_schema(), indent=2))
+    return ExitCode.OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the demo task on a fresh virtual display, with no model and no API key."""
+    from agent.runner import RunOptions
+
+    demo = Path(__file__).resolve().parent.parent / "examples" / "demo.yaml"
+    if not demo.is_file():
+        raise EnvironmentProblem(f"the demo task {demo} is missing; reinstall deskpilot from its repository")
+    print(f"deskpilot demo: running {demo} on a private virtual display")
+    outcome = _run_task_file(str(demo), RunOptions(display="virtual", out=Path(args.out)))
+    print(f"{outcome.result.status}: {outcome.result.message}")
     print(f"recording: {outcome.recording}")
     return outcome.result.exit_code
 
@@ -182,15 +251,19 @@ def print_step(step: dict, usage: object) -> None:
     action = step["action"]
     what = action.get("action") or action.get("tool")
     where = action.get("coordinate") or action.get("text") or action.get("command") or ""
+    where = where if step.get("target") is None else f"{where} <- {step['target']['method']}"
+    where = step.get("describe") or where
     thought = (step.get("thought") or "").replace("\n", " ")
     thought = f"  \"{thought[:60]}{'...' if len(thought) > 60 else ''}\"" if thought else ""
     status = "" if step["ok"] else f"  ERROR {step['error'][:80]}"
-    print(f"[{step['i']}] {what} {where}{thought}{status}  "
-          f"tokens {usage.total_tokens}  ${usage.cost_usd:.4f}", flush=True)
+    spent = f"  tokens {usage.total_tokens}  ${usage.cost_usd:.4f}" if usage.total_tokens else ""
+    print(f"[{step['i']}] {what} {where}{thought}{status}{spent}", flush=True)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
+    "schema": cmd_schema,
+    "demo": cmd_demo,
     "doctor": cmd_doctor,
     "act": cmd_act,
     "screenshot": cmd_screenshot,

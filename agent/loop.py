@@ -110,11 +110,13 @@ class Agent:
 
     def __init__(self, model: Any, computer: ComputerTool, tools: dict[str, Any], recorder: RecordingWriter,
                  config: LoopConfig | None = None, *, on_step: Callable[[dict, Usage], None] | None = None,
-                 confirm: Callable[[ToolCall, Any], None] | None = None, stop: threading.Event | None = None):
+                 confirm: Callable[[ToolCall, Any], None] | None = None, stop: threading.Event | None = None,
+                 owns_recording: bool = True):
         self.model, self.computer, self.recorder = model, computer, recorder
         self.tools = {"computer": computer, **tools}
         self.config = config or LoopConfig()
         self.on_step, self.confirm = on_step, confirm
+        self.owns_recording = owns_recording  # False for a task's agent steps: the task finishes it
         self.stop = stop or threading.Event()
         self.screen = computer.executor.screen
         self.conversation = Conversation(self.config.context)
@@ -263,8 +265,10 @@ class Agent:
             raise BudgetExceeded(f"token budget of {limits.max_tokens} used up")
 
     def end(self, status: str, exit_code: int, message: str) -> RunResult:
-        """Write the recording's final status and say how the run ended."""
+        """Write the recording's final status (when this run owns it) and say how the run ended."""
         self.computer.executor.release()
+        if not self.owns_recording:
+            return RunResult(status, int(exit_code), message, self.steps, self.usage)
         final = None
         try:
             final = self.screen.grab()

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 FORMAT = "deskpilot.recording/1"
-KINDS: tuple[str, ...] = ("run", "task", "human", "replay", "rollouts")
+KINDS: tuple[str, ...] = ("run", "task", "human", "replay", "rollouts", "act")
 STATUSES: tuple[str, ...] = ("running", "succeeded", "failed", "stopped", "error")
 FINAL_STATUSES: tuple[str, ...] = STATUSES[1:]
 SOURCES: tuple[str, ...] = ("model", "script", "human", "replay")
@@ -76,7 +76,8 @@ FRAMES_DIR = "frames"
 ANCHORS_DIR = "anchors"
 
 _RESERVED_META = frozenset({"format", "kind", "created", "ended", "status", "summary", "final_frame"})
-_DEFAULT_SOURCE = {"run": "model", "task": "script", "human": "human", "replay": "replay", "rollouts": "model"}
+_DEFAULT_SOURCE = {"run": "model", "task": "script", "human": "human", "replay": "replay", "rollouts": "model",
+                   "act": "script"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _DATA_URI_RE = re.compile(r"^(data:[^;,]*(?:;[^;,]*)*;base64,).+", re.DOTALL)
 

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from agent.recording import Recording
 from tests.conftest import Probe
 from vision.encode import decode
 
@@ -35,29 +36,35 @@ def test_doctor_without_a_display_or_xvfb_exits_4_with_the_fix() -> None:
     assert "FAIL" in result.stdout
 
 
-def test_act_performs_actions_in_order_on_an_existing_display(desktop, probe: Probe) -> None:
+def test_act_performs_actions_in_order_on_an_existing_display(desktop, probe: Probe, tmp_path: Path) -> None:
     result = run("act", '{"action":"left_click","coordinate":[200,150]}',
                  '{"action":"type","text":"héllo"}', '{"action":"key","text":"ctrl+s"}',
-                 "--display", desktop.display)
+                 "--display", desktop.display, "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
+    recording = Recording.load(result.stdout.strip().splitlines()[-1].removeprefix("recording: "))
+    assert recording.meta["kind"] == "act" and recording.meta["status"] == "succeeded"
+    assert [s["action"]["action"] for s in recording.steps] == ["left_click", "type", "key"]
+    assert recording.steps[0]["anchor"]["point"] == [200, 150]
     events = probe.wait_for(lambda ev: any(e["type"] == "keyrelease" and e["keysym"] == "s" for e in ev))
     press = next(e for e in events if e["type"] == "press")
     assert (press["x"], press["y"], press["button"]) == (200, 150, 1)
     assert [e["value"] for e in events if e["type"] == "text"][-1].endswith("héllo")
 
 
-def test_act_refuses_a_bad_action_and_executes_nothing(desktop, probe: Probe) -> None:
+def test_act_refuses_a_bad_action_and_executes_nothing(desktop, probe: Probe, tmp_path: Path) -> None:
     for bad, message in [
         ('{"action":"left_click","coordinate":[5000,10]}', "action 2: left_click: coordinate: (5000, 10) is outside"),
         ('{"action":"type"}', "action 2: type: text: Field required"),
         ('{"action":"left_click",', "action 2: not valid JSON"),
         ('{"action":"teleport"}', "action 2: action: unknown action 'teleport'"),
     ]:
-        result = run("act", '{"action":"left_click","coordinate":[100,100]}', bad, "--display", desktop.display)
+        result = run("act", '{"action":"left_click","coordinate":[100,100]}', bad, "--display", desktop.display,
+                     "--out", str(tmp_path))
         assert result.returncode == 2, result.stderr
         assert message in result.stderr
     time.sleep(0.3)
     assert [e for e in probe.events() if e["type"] in ("press", "keypress")] == []
+    assert list(tmp_path.iterdir()) == []  # nothing ran, so no recording either
 
 
 def test_act_bad_display_and_size_are_usage_errors() -> None:

@@ -1,0 +1,320 @@
+"""Runs a task file: setup, scripted steps (targets found by OCR or template), agent steps, checks.
+
+Every step is logged as a recording step with `source: script`, its resolved target and the
+task file's line. A step that fails (target not found or ambiguous, a setup command that fails,
+an `expect` not met) ends the task as failed, naming the step; the screenshot it searched is
+saved beside the recording. Programs started by `launch` are stopped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from actions.vocabulary import parse_action
+from agent.errors import ExitCode
+from agent.loop import BudgetExceeded, Limits, RunEnded, RunResult, Stopped
+from agent.recording import RecordingWriter
+from agent.runner import Callbacks, RunOptions, RunOutcome, Session
+from agent.taskfile import (
+    AgentStep,
+    CommandCheck,
+    DragStep,
+    ExpectStep,
+    FileCheckItem,
+    ImageQuery,
+    KeyStep,
+    LaunchStep,
+    PointTarget,
+    RunStep,
+    ScreenCheck,
+    ScrollStep,
+    SecretText,
+    Task,
+    TaskItem,
+    TypeStep,
+    WaitForStep,
+    WaitStep,
+)
+from vision.capture import Frame
+from vision.find import AmbiguousMatch, FindError, NotFound
+from vision.settle import wait_until_settled
+
+POINTER_ACTIONS = {"click": "left_click", "double_click": "double_click", "triple_click": "triple_click",
+                   "right_click": "right_click", "move": "mouse_move"}
+RUN_TIMEOUT_S = 300.0
+POLL_S = 0.2
+
+
+class StepFailed(RunEnded):
+    """A scripted step could not be done; the task fails."""
+
+
+@dataclass(frozen=True)
+class Found:
+    """Where a target or query was found on the screen."""
+
+    point: tuple[int, int]
+    method: str  # "ocr" | "image" | "point"
+    box: tuple[int, int, int, int] | None = None
+    confidence: float | None = None
+    text: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """For the step's `target` field."""
+        return {"method": self.method, "point": list(self.point), "box": list(self.box) if self.box else None,
+                "confidence": None if self.confidence is None else round(self.confidence, 3), "text": self.text}
+
+
+class TaskRunner:
+    """Runs one loaded task on a session, writing one recording."""
+
+    def __init__(self, task: Task, session: Session, recorder: RecordingWriter, callbacks: Callbacks) -> None:
+        from vision.ocr import TextFinder
+
+        self.task, self.session, self.recorder, self.callbacks = task, session, recorder, callbacks
+        self.limits: Limits = task.limits.apply(session.options.loop.limits)
+        self.finder = TextFinder()
+        self.launched: list[subprocess.Popen] = []
+        self.frame: Frame = session.screen.grab()
+        self.steps_done, self.started = 0, time.monotonic()
+
+    # --- the run ---------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        """Setup, steps, the goal (when there are no steps), then checks; the recording gets the status."""
+        checks: list[dict] = []
+        try:
+            for n, item in enumerate(self.task.setup, 1):
+                self.setup(n, item)
+            for n, item in enumerate(self.task.steps, 1):
+                self.check_budget()
+                self.step(n, item)
+            if self.task.goal and not self.task.steps:
+                self.sub_goal(self.task.goal, "goal")
+            checks = [self.check(item) for item in self.task.checks]
+            failed = [c for c in checks if not c["ok"]]
+            if failed:
+                raise StepFailed("checks failed: " + "; ".join(f"{c['check']}: {c['detail']}" for c in failed))
+            status, code = "succeeded", ExitCode.OK
+            message = f"{len(self.task.steps)} steps, {len(checks)} checks passed"
+        except RunEnded as end:
+            status, code, message = end.status, end.exit_code, str(end)
+        except KeyboardInterrupt:
+            status, code, message = "stopped", ExitCode.STOPPED, "interrupted by the user"
+        finally:
+            self.session.executor.release()
+            self.stop_launched()
+        self.recorder.set_meta(result=message)
+        self.recorder.finish(status, error=None if status == "succeeded" else message, checks=checks,
+                             final_frame=self.grab())
+        return RunResult(status, int(code), message, self.steps_done, self.session.usage)
+
+    def setup(self, n: int, item: TaskItem) -> None:
+        """launch, run or wait_for, before the steps."""
+        where = f"setup {n} (line {item.line}): {item.describe()}"
+        if isinstance(item, LaunchStep):
+            self.launched.append(self.session.desktop.launch(item.launch, cwd=self.task.folder,
+                                                             env=self.session.command_env()))
+        elif isinstance(item, RunStep):
+            code, output = self.run_command(item.run)
+            if code != 0:
+                raise StepFailed(f"{where}: exited with code {code}: {output[-500:]}")
+        elif isinstance(item, WaitForStep):
+            self.find(item.wait_for, where, n)
+
+    def step(self, n: int, item: TaskItem) -> None:
+        """One scripted step: resolve its target, act, settle, record."""
+        where = f"step {n} (line {item.line}): {item.describe()}"
+        before, started, found, extra = self.frame, time.monotonic(), None, {}
+        if item.kind in POINTER_ACTIONS:
+            found = self.find(item.value, where, n)
+            action = {"action": POINTER_ACTIONS[item.kind], "coordinate": list(found.point)}
+        elif isinstance(item, DragStep):
+            start = self.find(item.drag.from_, where, n)
+            found = self.find(item.drag.to, where, n)
+            action = {"action": "left_click_drag", "start_coordinate": list(start.point),
+                      "coordinate": list(found.point)}
+            extra["start_target"] = start.as_dict()
+        elif isinstance(item, TypeStep):
+            text = os.environ[item.type.secret] if isinstance(item.type, SecretText) else item.type
+            if isinstance(item.type, SecretText):
+                self.recorder.add_secret(item.type.secret, text)
+            action = {"action": "type", "text": text}
+        elif isinstance(item, KeyStep):
+            action = {"action": "key", "text": item.key}
+        elif isinstance(item, ScrollStep):
+            action = {"action": "scroll", "scroll_direction": item.scroll.direction,
+                      "scroll_amount": item.scroll.amount}
+            if item.scroll.target is not None:
+                found = self.find(item.scroll.target, where, n)
+                action["coordinate"] = list(found.point)
+        elif isinstance(item, WaitStep):
+            action = {"action": "wait", "duration": float(item.wait)}
+        elif isinstance(item, WaitForStep | ExpectStep):
+            found = self.find(item.value, where, n)
+            action = {"action": "wait", "duration": round(time.monotonic() - started, 3)}
+            extra["condition"] = {"kind": item.kind, **found.as_dict()}
+        elif isinstance(item, AgentStep):
+            self.sub_goal(item.agent, where)
+            return
+        else:  # pragma: no cover - the schema admits no other kind
+            raise StepFailed(f"{where}: unknown step kind {item.kind}")
+        result = self.session.executor.perform(parse_action(action, self.session.screen.size))
+        exec_ms = (time.monotonic() - started) * 1000
+        settled = wait_until_settled(self.session.screen.grab, self.session.options.loop.settle, before)
+        self.frame = settled.frame
+        anchor = None
+        if found is not None and "coordinate" in action and not extra.get("condition"):
+            anchor = self.recorder.save_anchor(before, found.point, self.recorder.steps)
+        line = self.recorder.add_step(
+            source="script", action=action, frame=self.recorder.save_frame(before), anchor=anchor, ok=result.ok,
+            error=result.error, timing={"exec_ms": round(exec_ms, 1), "settle_ms": round(settled.elapsed_s * 1000, 1),
+                                        "capture_ms": round(settled.capture_s * 1000, 1)},
+            target=found.as_dict() if found else None, step=n, line=item.line, describe=item.describe(), **extra)
+        self.steps_done += 1
+        if self.callbacks.on_step:
+            self.callbacks.on_step(line, self.session.usage)
+        if not result.ok:
+            raise StepFailed(f"{where}: {result.error}")
+
+    def sub_goal(self, goal: str, where: str) -> None:
+        """A goal for the model, through the loop, with its own step budget, in this recording."""
+        from dataclasses import replace
+
+        loop = replace(self.session.options.loop, limits=self.limits)
+        agent = self.session.agent(self.recorder, self.callbacks, loop, owns_recording=False)
+        result = agent.run(goal)
+        self.session.usage += agent.usage
+        self.steps_done += agent.steps
+        self.frame = agent.frame
+        if result.status != "succeeded":
+            error = {"stopped": Stopped, "error": RunEnded}.get(result.status, StepFailed)
+            ended = error(f"{where}: the model did not finish: {result.message}")
+            if result.status in ("stopped", "error"):
+                ended.status, ended.exit_code = result.status, result.exit_code
+            raise ended
+
+    def check(self, item: TaskItem) -> dict[str, Any]:
+        """Evaluate one check at the end: {check, line, ok, detail}."""
+        ok, detail = False, ""
+        if isinstance(item, ScreenCheck):
+            try:
+                found = self.find(item.screen, f"check (line {item.line})", 0, save=False)
+                ok, detail = True, f"seen at {list(found.box or found.point)}"
+            except StepFailed as exc:
+                detail = str(exc)
+        elif isinstance(item, FileCheckItem):
+            path = item.file.path
+            if not item.file.exists:
+                ok, detail = not path.exists(), f"{path} {'exists' if path.exists() else 'does not exist'}"
+            elif not path.is_file():
+                detail = f"{path} does not exist"
+            elif item.file.contains is not None:
+                ok = item.file.contains in path.read_text(encoding="utf-8", errors="replace")
+                detail = f"{path} {'contains' if ok else 'does not contain'} {item.file.contains!r}"
+            else:
+                ok, detail = True, f"{path} exists"
+        elif isinstance(item, CommandCheck):
+            code, output = self.run_command(item.command)
+            ok, detail = code == 0, f"exit code {code}" + (f": {output[-300:]}" if output and code else "")
+        return {"check": item.describe(), "kind": item.kind, "line": item.line, "ok": ok, "detail": detail}
+
+    # --- helpers ---------------------------------------------------------------------------
+    def find(self, query: Any, where: str, n: int, save: bool = True) -> Found:
+        """Look for a target or query until its timeout; StepFailed naming the step if it is not there."""
+        if isinstance(query, PointTarget):
+            return Found((query.x, query.y), "point")
+        deadline = time.monotonic() + query.timeout
+        while True:
+            frame = self.grab()
+            try:
+                return self.locate(query, frame)
+            except AmbiguousMatch as exc:
+                raise StepFailed(f"{where}: {exc}") from None
+            except NotFound as exc:
+                if time.monotonic() >= deadline:
+                    shot = self.recorder.save_frame(frame, f"notfound-{n}") if save else None
+                    saved = f"; the searched screenshot is {self.recorder.path / shot}" if shot else ""
+                    raise StepFailed(f"{where}: not found within {query.timeout:g} s: {exc}{saved}") from None
+            self.check_budget()
+            time.sleep(POLL_S)
+
+    def locate(self, query: Any, frame: Frame) -> Found:
+        """One look on one frame; NotFound or AmbiguousMatch when it is not exactly one place."""
+        dx, dy = getattr(query, "offset", (0, 0))
+        index = getattr(query, "index", None)
+        try:
+            if isinstance(query, ImageQuery):
+                from vision.template import find_image
+
+                match = find_image(frame, query.image, threshold=query.threshold, region=query.region, index=index)[0]
+                box, method, confidence, text = match.box, "image", match.score, None
+            else:
+                match = self.finder.find_text(frame, query.text, exact=query.exact, region=query.region, index=index)[0]
+                box, method, confidence, text = match.box, "ocr", match.score, match.text
+        except FindError:
+            raise
+        except ValueError as exc:  # e.g. a uniform template
+            raise StepFailed(str(exc)) from None
+        cx, cy = (box[0] + box[2]) // 2 + dx, (box[1] + box[3]) // 2 + dy
+        size = self.session.screen.size
+        if not (0 <= cx < size.width and 0 <= cy < size.height):
+            raise NotFound(f"the target's point ({cx}, {cy}) with offset [{dx}, {dy}] is off the {size} screen")
+        return Found((cx, cy), method, tuple(box), confidence, text)
+
+    def grab(self) -> Frame:
+        """The screen now."""
+        return self.session.screen.grab()
+
+    def run_command(self, command: str | list[str]) -> tuple[int, str]:
+        """Run a setup command or check to completion in the task's folder: (exit code, output)."""
+        try:
+            done = subprocess.run(command, shell=isinstance(command, str), cwd=self.task.folder,
+                                  env=self.session.command_env(), capture_output=True, text=True,
+                                  timeout=RUN_TIMEOUT_S, errors="replace")
+        except FileNotFoundError as exc:
+            return 127, str(exc)
+        except subprocess.TimeoutExpired:
+            return 124, f"timed out after {RUN_TIMEOUT_S:g} s"
+        return done.returncode, (done.stdout + done.stderr).strip()
+
+    def check_budget(self) -> None:
+        """Stop when the user asked to, or a budget of the task ran out."""
+        if self.callbacks.stop.is_set():
+            raise Stopped("stopped by the user")
+        if self.limits.max_steps is not None and self.steps_done >= self.limits.max_steps:
+            raise BudgetExceeded(f"step budget of {self.limits.max_steps} used up")
+        if self.limits.max_seconds is not None and time.monotonic() - self.started >= self.limits.max_seconds:
+            raise BudgetExceeded(f"time budget of {self.limits.max_seconds:g} s used up")
+
+    def stop_launched(self) -> None:
+        """Stop every program the task launched (its whole process group)."""
+        for proc in self.launched:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                    proc.wait(timeout=2)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=2)
+
+
+def run_task(task: Task, options: RunOptions, *, desktop: Any = None, callbacks: Callbacks | None = None,
+             model: Any = None) -> RunOutcome:
+    """Run a loaded task file and return how it ended."""
+    from dataclasses import replace
+
+    if task.display is not None and options.size is None and options.display in ("auto", "virtual"):
+        options = replace(options, size=task.display.size, display="virtual")
+    secrets = {name: os.environ[name] for name in task.secret_names if name in os.environ}
+    callbacks = callbacks or Callbacks()
+    with Session(options, desktop=desktop, secrets=secrets, model=model) as session:
+        recorder = session.recorder("task", secrets, task=str(task.path or task.name), goal=task.goal)
+        result = TaskRunner(task, session, recorder, callbacks).run()
+        return RunOutcome(result, recorder.path)
