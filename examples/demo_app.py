@@ -3,13 +3,16 @@
 `python3 demo_app.py OUT.json` shows a form (name, email, password, a colour list, a newsletter
 box, a volume slider, a notes area); Submit writes OUT.json and opens a "Saved" dialog that says
 hello. The password itself is never written, only its SHA-256, so checks can verify it.
+
+Options for replay tests: `--geometry WxH+X+Y` (default 760x620+40+40), `--submit-label TEXT`
+(rename the Submit button; an empty label removes it) and `--duplicate-submit` (two Submit buttons).
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
-import sys
 import tkinter as tk
 from pathlib import Path
 
@@ -20,10 +23,11 @@ COLOURS = ["Red", "Green", "Blue", "Yellow"]
 class DemoForm:
     """The form window."""
 
-    def __init__(self, root: tk.Tk, out: Path) -> None:
+    def __init__(self, root: tk.Tk, out: Path, geometry: str = "760x620+40+40", submit_label: str = "Submit",
+                 duplicate_submit: bool = False) -> None:
         self.root, self.out = root, out
         root.title("deskpilot demo")
-        root.geometry("760x620+40+40")
+        root.geometry(geometry)
         root.option_add("*Font", FONT)
         tk.Label(root, text="Demo form", font=("DejaVu Sans", 20, "bold")).grid(row=0, column=0, columnspan=3,
                                                                                pady=(12, 8))
@@ -46,8 +50,11 @@ class DemoForm:
         self.notes.grid(row=7, column=1, sticky="w", pady=6)
         buttons = tk.Frame(root)
         buttons.grid(row=8, column=1, sticky="w", pady=10)
-        tk.Button(buttons, text="Submit", command=self.submit).pack(side="left", padx=(0, 12))
+        if submit_label:
+            tk.Button(buttons, text=submit_label, command=self.submit).pack(side="left", padx=(0, 12))
         tk.Button(buttons, text="Clear", command=self.clear).pack(side="left")
+        if duplicate_submit:
+            tk.Button(buttons, text=submit_label, command=self.submit).pack(side="left", padx=(12, 0))
         self.status = tk.Label(root, text="Ready", fg="#555555")
         self.status.grid(row=9, column=1, sticky="w")
 
@@ -89,9 +96,14 @@ class DemoForm:
 
 def main() -> None:
     """Run the demo form until its window is closed."""
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/deskpilot-demo.json")
+    parser = argparse.ArgumentParser(description="The deskpilot demo form.")
+    parser.add_argument("out", nargs="?", default="/tmp/deskpilot-demo.json", help="where Submit saves the form")
+    parser.add_argument("--geometry", default="760x620+40+40", help="window size and place, WxH+X+Y")
+    parser.add_argument("--submit-label", default="Submit", help="the Submit button's label ('' removes it)")
+    parser.add_argument("--duplicate-submit", action="store_true", help="show two Submit buttons")
+    args = parser.parse_args()
     root = tk.Tk()
-    DemoForm(root, out)
+    DemoForm(root, Path(args.out), args.geometry, args.submit_label, args.duplicate_submit)
     root.mainloop()
 
 
