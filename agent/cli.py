@@ -38,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--confirm", choices=["ask", "allow", "deny"], default=None,
                      help="how risky actions are decided (default ask on a terminal, deny without one)")
 
+    report = sub.add_parser("report", help="write report.html (a self-contained page) for a recording")
+    report.add_argument("recording", help="a recording folder")
+    report.add_argument("--embed", action="store_true", help="inline the screenshots (one portable file)")
+
     sub.add_parser("schema", help="print the task file's JSON Schema")
     demo = sub.add_parser("demo", help="run the demo task on a virtual display (no API key needed)")
     demo.add_argument("--out", default="recordings", help="folder for the run's recording (default recordings/)")
@@ -224,6 +228,21 @@ def _checks_of(recording: Path) -> list[dict]:
     return meta.get("checks") or []
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write a recording's report.html and print its path."""
+    from agent.recording import RecordingError
+    from agent.report import write_report
+
+    try:
+        path = write_report(args.recording, embed=args.embed)
+    except RecordingError as exc:
+        raise BadInput(str(exc)) from None
+    except OSError as exc:
+        raise BadInput(f"cannot write the report into {args.recording}: {exc}") from None
+    print(f"report: {path}")
+    return ExitCode.OK
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     """Print the task file's JSON Schema."""
     from agent.taskfile import task_json_schema
@@ -263,6 +282,7 @@ def print_step(step: dict, usage: object) -> None:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "schema": cmd_schema,
+    "report": cmd_report,
     "demo": cmd_demo,
     "doctor": cmd_doctor,
     "act": cmd_act,
