@@ -228,7 +228,7 @@ class Agent:
             anchor = self.recorder.save_anchor(before, point, self.steps)
         canonical = action.model_dump(exclude_none=True) if action else {"tool": call.name, **call.input}
         line = self.recorder.add_step(
-            action=canonical, model_action=model_action.model_dump(exclude_none=True) if model_action else None,
+            source="model", action=canonical, model_action=model_action.model_dump(exclude_none=True) if model_action else None,
             frame=self._saved[1], anchor=anchor, ok=result.ok, error=result.error, timing=timing,
             usage=reply.usage.as_dict() if reply else None, thought=(reply.text or None) if reply else None,
             tool=call.name, output=(result.output or "")[:2000] or None)
