@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from actions.keys import parse_keys, parse_modifiers, resolve_key
 from actions.result import ToolError, ToolResult
@@ -32,6 +32,9 @@ from actions.vocabulary import (
     check_bounds,
 )
 from vision.capture import Screen
+
+# Set by agent.record while it records in this process, so deskpilot's own input is not recorded.
+inject_guard: Callable[[], AbstractContextManager[object]] = nullcontext
 
 CLICKS: dict[str, tuple[int, int]] = {  # action -> (button, count)
     "left_click": (1, 1), "right_click": (3, 1), "middle_click": (2, 1),
@@ -61,7 +64,8 @@ class Executor:
         try:
             check_bounds(action, self.screen.size, "screen")
             handler: Callable[[Action], ToolResult | None] = getattr(self, "_" + type(action).__name__)
-            return handler(action) or ToolResult()
+            with inject_guard():
+                return handler(action) or ToolResult()
         except (ActionError, ToolError) as exc:
             return ToolResult(error=str(exc))
         except Cancelled:

@@ -38,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--confirm", choices=["ask", "allow", "deny"], default=None,
                      help="how risky actions are decided (default ask on a terminal, deny without one)")
 
+    rec = sub.add_parser("record", help="record a person's work on a display until the stop hotkey or Ctrl-C")
+    _display_args(rec)
+    rec.add_argument("--out", default="recordings", help="folder for the recording (default recordings/)")
+
     report = sub.add_parser("report", help="write report.html (a self-contained page) for a recording")
     report.add_argument("recording", help="a recording folder")
     report.add_argument("--embed", action="store_true", help="inline the screenshots (one portable file)")
@@ -228,6 +232,22 @@ def _checks_of(recording: Path) -> list[dict]:
     return meta.get("checks") or []
 
 
+def cmd_record(args: argparse.Namespace) -> int:
+    """Record a demonstration; `recording: PATH` as the last line."""
+    from agent.record import record
+    from agent.runner import RunOptions
+    from vision.geometry import Size
+
+    try:
+        size = Size.parse(args.size) if args.size else None
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    outcome = record(RunOptions(display=args.display, size=size, out=Path(args.out)), on_step=print_step)
+    print(f"{outcome.result.status}: {outcome.result.message}")
+    print(f"recording: {outcome.recording}")
+    return outcome.result.exit_code
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """Write a recording's report.html and print its path."""
     from agent.recording import RecordingError
@@ -283,6 +303,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "schema": cmd_schema,
     "report": cmd_report,
+    "record": cmd_record,
     "demo": cmd_demo,
     "doctor": cmd_doctor,
     "act": cmd_act,

@@ -163,7 +163,7 @@ class Agent:
         threading.Thread(target=call, daemon=True, name="model-call").start()
         while not done.wait(0.05):
             if self.stop.is_set():
-                raise Stopped("stopped while waiting for the model")
+                raise Stopped(f"{getattr(self.stop, 'reason', 'stopped by the user')} while waiting for the model")
         if "error" in box:
             raise box["error"]
         reply: Reply = box["reply"]
@@ -206,7 +206,7 @@ class Agent:
                 self.confirm(call, action)
             result = self.computer.run(action) if action else self.tools[call.name](**call.input)
             exec_ms = (time.monotonic() - started) * 1000
-            if action is None or action.action not in READ_ONLY:
+            if result.ok and not self.stop.is_set() and (action is None or action.action not in READ_ONLY):
                 settled = wait_until_settled(self.screen.grab, self.config.settle, before)
                 self.frame, settle_ms, capture_ms = settled.frame, settled.elapsed_s * 1000, settled.capture_s * 1000
         except (ActionError, ToolError) as exc:
@@ -227,8 +227,9 @@ class Agent:
         if action is not None and action.action in POINTER_ACTIONS and point:
             anchor = self.recorder.save_anchor(before, point, self.steps)
         canonical = action.model_dump(exclude_none=True) if action else {"tool": call.name, **call.input}
+        sent = model_action.model_dump(exclude_none=True) if model_action else None
         line = self.recorder.add_step(
-            source="model", action=canonical, model_action=model_action.model_dump(exclude_none=True) if model_action else None,
+            source="model", action=canonical, model_action=sent,
             frame=self._saved[1], anchor=anchor, ok=result.ok, error=result.error, timing=timing,
             usage=reply.usage.as_dict() if reply else None, thought=(reply.text or None) if reply else None,
             tool=call.name, output=(result.output or "")[:2000] or None)
@@ -253,7 +254,7 @@ class Agent:
     def check_budgets(self) -> None:
         """Raise BudgetExceeded or Stopped before more work is done."""
         if self.stop.is_set():
-            raise Stopped("stopped by the user")
+            raise Stopped(getattr(self.stop, "reason", "stopped by the user"))
         limits, elapsed = self.config.limits, time.monotonic() - self.started
         if limits.max_steps is not None and self.steps >= limits.max_steps:
             raise BudgetExceeded(f"step budget of {limits.max_steps} used up")

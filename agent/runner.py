@@ -50,7 +50,7 @@ class Session:
     """One display with its executor and tools, opened for a run and closed after it."""
 
     def __init__(self, options: RunOptions, *, desktop: Any = None, secrets: dict[str, str] | None = None,
-                 model: Any = None) -> None:
+                 model: Any = None, stop: threading.Event | None = None, kill_switch: bool = True) -> None:
         from actions.executor import open_executor
         from actions.result import ToolError
         from agent.desktop import DesktopError, open_desktop
@@ -60,6 +60,7 @@ class Session:
 
         self.options, self._model = options, model
         self.usage = Usage()  # what the model steps of a task cost
+        self.stop_event = stop or threading.Event()
         self.version = tool_version_for(options.claude.model, options.claude.tool_version)  # BadInput first
         self._stack = ExitStack()
         try:
@@ -82,9 +83,42 @@ class Session:
             bash = BashTool(cwd=options.workdir, env={"DISPLAY": desktop.display})
             self._stack.callback(bash.close)
             self.tools = {"bash": bash, "str_replace_based_edit_tool": EditorTool(root=options.workdir)}
+            if kill_switch:
+                self._start_kill_switch()
+            self._closed = threading.Event()
+            self._stack.callback(self._closed.set)
+            threading.Thread(target=self._cancel_on_stop, daemon=True, name="stop-watch").start()
         except BaseException:
             self._stack.close()
             raise
+
+    def _start_kill_switch(self) -> None:
+        import os
+
+        from agent.killswitch import KillSwitch
+
+        # the user's keyboard is on $DISPLAY when there is one; otherwise listen on the session's display
+        hotkey_display = os.environ.get("DISPLAY") or self.desktop.display
+        failsafe = self.desktop.display if self.desktop.kind == "host" else None
+        try:
+            switch = KillSwitch(self.stop, hotkey_display, failsafe).start()
+        except Exception as exc:  # e.g. no RECORD extension: the run goes on, stoppable with Ctrl-C
+            print(f"deskpilot: the kill switch is unavailable ({exc}); use Ctrl-C to stop", file=sys.stderr)
+            return
+        self._stack.callback(switch.stop)
+
+    def _cancel_on_stop(self) -> None:
+        """Whoever sets the stop event (app, kill switch, tests), the running action is cancelled."""
+        while not self._closed.is_set():
+            if self.stop_event.wait(0.05):
+                self.executor.cancel()
+                return
+
+    def stop(self, reason: str = "stopped by the user") -> None:
+        """Stop the run now: the loop ends before its next step, the running action is cancelled."""
+        self.stop_event.reason = reason  # type: ignore[attr-defined]
+        self.stop_event.set()
+        self.executor.cancel()
 
     @property
     def model(self) -> Any:
@@ -133,7 +167,7 @@ def run_goal(goal: str, options: RunOptions, *, desktop: Any = None, secrets: di
     if not goal.strip():
         raise BadInput("the goal is empty")
     callbacks = callbacks or Callbacks(on_step=on_step, stop=stop or threading.Event())
-    with Session(options, desktop=desktop, secrets=secrets, model=model) as session:
+    with Session(options, desktop=desktop, secrets=secrets, model=model, stop=callbacks.stop) as session:
         recorder = session.recorder("run", secrets, goal=goal)
         result = session.agent(recorder, callbacks).run(goal)
         return RunOutcome(result, recorder.path)

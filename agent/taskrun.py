@@ -285,7 +285,7 @@ class TaskRunner:
     def check_budget(self) -> None:
         """Stop when the user asked to, or a budget of the task ran out."""
         if self.callbacks.stop.is_set():
-            raise Stopped("stopped by the user")
+            raise Stopped(getattr(self.callbacks.stop, "reason", "stopped by the user"))
         if self.limits.max_steps is not None and self.steps_done >= self.limits.max_steps:
             raise BudgetExceeded(f"step budget of {self.limits.max_steps} used up")
         if self.limits.max_seconds is not None and time.monotonic() - self.started >= self.limits.max_seconds:
@@ -314,7 +314,7 @@ def run_task(task: Task, options: RunOptions, *, desktop: Any = None, callbacks:
         options = replace(options, size=task.display.size, display="virtual")
     secrets = {name: os.environ[name] for name in task.secret_names if name in os.environ}
     callbacks = callbacks or Callbacks()
-    with Session(options, desktop=desktop, secrets=secrets, model=model) as session:
+    with Session(options, desktop=desktop, secrets=secrets, model=model, stop=callbacks.stop) as session:
         recorder = session.recorder("task", secrets, task=str(task.path or task.name), goal=task.goal)
         result = TaskRunner(task, session, recorder, callbacks).run()
         return RunOutcome(result, recorder.path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import tkinter as tk
 
 SCROLL = {4: "up", 5: "down", 6: "left", 7: "right"}
@@ -22,6 +23,7 @@ def main(path: str) -> None:
     out = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the window's life
 
     def write(record: dict) -> None:
+        record["t"] = time.time()  # wall clock, comparable with the test process
         out.write(json.dumps(record, ensure_ascii=False) + "\n")
         out.flush()
 

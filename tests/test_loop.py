@@ -302,30 +302,32 @@ def test_interrupt_answers_pending_tool_calls_and_stops(fake, desktop, tmp_path:
 
     fake.add(message(tool_use("computer", {"action": "wait", "duration": 30}, id="toolu_long"),
                      tool_use("computer", {"action": "left_click", "coordinate": [5, 5]}, id="toolu_pending")))
-    captured: dict = {}
-    original_act = Agent.act
+    agents: list[Agent] = []
+    original_init = Agent.__init__
 
-    def act(self, reply):
-        captured["agent"] = self
-        return original_act(self, reply)
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        agents.append(self)
 
     stop = threading.Event()
-    threading.Timer(1.0, stop.set).start()
-    agent_act = Agent.act
-    Agent.act = act
+    stopped_at: list[float] = []
+
+    def press_stop() -> None:  # as the app's Stop button does, once the long wait is running
+        while not fake.requests:
+            time.sleep(0.02)
+        time.sleep(0.7)
+        stopped_at.append(time.monotonic())
+        stop.set()
+
+    threading.Thread(target=press_stop, daemon=True).start()
+    Agent.__init__ = init
     try:
-        # the stop event cancels the running wait through the executor, as the kill switch will
-        def watch() -> None:
-            stop.wait()
-            captured["agent"].computer.executor.cancel()
-        threading.Thread(target=watch, daemon=True).start()
-        started = time.monotonic()
         outcome = run_goal("wait", options(tmp_path), desktop=desktop, stop=stop)
     finally:
-        Agent.act = agent_act
-    assert time.monotonic() - started < 5
+        Agent.__init__ = original_init
+    assert time.monotonic() - stopped_at[0] < 1.0  # the 30 s wait was cut short
     assert outcome.result.exit_code == 3 and outcome.result.status == "stopped"
-    last_turn = captured["agent"].conversation.messages[-1]["content"]
+    last_turn = agents[0].conversation.messages[-1]["content"]
     answers = {b["tool_use_id"]: b for b in last_turn}
     assert set(answers) == {"toolu_long", "toolu_pending"}
     assert all(b.get("is_error") and "interrupted" in b["content"][0]["text"] for b in answers.values())

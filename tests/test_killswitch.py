@@ -1,0 +1,127 @@
+"""The kill switch: the global hotkey stops a run at once, releases keys, and the recording says stopped."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from agent.claude import ClaudeConfig
+from agent.killswitch import KillSwitch
+from agent.loop import Limits, LoopConfig
+from agent.recording import Recording
+from agent.runner import Callbacks, RunOptions, run_goal
+from agent.scripted import ScriptedModel, computer
+from tests.conftest import Probe
+from tests.fake_anthropic import FakeAnthropic, message, slow, text, tool_use
+
+
+def options(tmp_path: Path) -> RunOptions:
+    return RunOptions(claude=ClaudeConfig(max_retries=0, timeout_s=60), out=tmp_path / "rec", workdir=tmp_path,
+                      loop=LoopConfig(limits=Limits(max_steps=20, max_seconds=120)))
+
+
+def press_hotkey(display: str) -> float:
+    """Press Ctrl+Alt+Shift+K with xdotool (real X events); the wall-clock time just before."""
+    started = time.time()
+    subprocess.run(["xdotool", "key", "ctrl+alt+shift+k"], env={"DISPLAY": display}, check=True)
+    return started
+
+
+def run_in_thread(**kwargs) -> tuple[threading.Thread, dict]:
+    box: dict = {}
+
+    def target() -> None:
+        box["outcome"] = run_goal("work", **kwargs)
+        box["ended"] = time.time()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread, box
+
+
+def test_hotkey_stops_a_long_hold_key_within_200ms(desktop, probe: Probe, tmp_path: Path) -> None:
+    model = ScriptedModel([[computer("hold_key", text="shift", duration=30)]])
+    thread, box = run_in_thread(options=options(tmp_path), desktop=desktop, model=model)
+    probe.wait_for(lambda ev: any(e["type"] == "keypress" and e["keysym"] == "Shift_L" for e in ev), timeout=15)
+    time.sleep(0.3)
+    triggered = press_hotkey(desktop.display)
+    thread.join(timeout=10)
+    outcome = box["outcome"]
+    assert outcome.result.exit_code == 3 and outcome.result.status == "stopped"
+    assert "kill switch" in outcome.result.message
+    shift = [e for e in probe.events() if e.get("keysym") == "Shift_L"]
+    assert shift[-1]["type"] == "keyrelease"  # released, not left held down
+    assert shift[-1]["t"] - triggered < 0.2, f"released {shift[-1]['t'] - triggered:.3f} s after the trigger"
+    recording = Recording.load(outcome.recording)
+    assert recording.meta["status"] == "stopped" and "interrupted" in recording.steps[0]["error"]
+
+
+def test_hotkey_stops_a_long_type_within_200ms(desktop, probe: Probe, tmp_path: Path) -> None:
+    long_text = "".join(chr(0x3B1 + n % 24) + "x" for n in range(5000))  # Greek letters force keymap pauses
+    model = ScriptedModel([[computer("type", text=long_text)]])
+    thread, box = run_in_thread(options=options(tmp_path), desktop=desktop, model=model)
+    probe.wait_for(lambda ev: sum(e["type"] == "keypress" for e in ev) > 50, timeout=15)
+    triggered = press_hotkey(desktop.display)
+    thread.join(timeout=10)
+    assert box["outcome"].result.exit_code == 3
+    time.sleep(0.3)
+    typed = [e for e in probe.events() if e["type"] == "keypress" and e["keysym"] not in
+             ("Control_L", "Alt_L", "Shift_L", "k", "K")]
+    assert len(typed) < len(long_text)  # it stopped part-way
+    assert typed[-1]["t"] - triggered < 0.2, f"typed until {typed[-1]['t'] - triggered:.3f} s after the trigger"
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch):
+    server = FakeAnthropic().start()
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
+    yield server
+    server.stop()
+
+
+def test_hotkey_abandons_a_slow_model_call(fake, desktop, tmp_path: Path) -> None:
+    fake.add(message(tool_use("computer", {"action": "mouse_move", "coordinate": [5, 5]})),
+             slow(30, message(text("too late"))))
+    thread, box = run_in_thread(options=options(tmp_path), desktop=desktop)
+    deadline = time.monotonic() + 20
+    while len(fake.requests) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    triggered = press_hotkey(desktop.display)
+    thread.join(timeout=10)
+    assert box["ended"] - triggered < 0.5  # the in-flight call is abandoned, not awaited
+    assert box["outcome"].result.exit_code == 3
+    assert "while waiting for the model" in box["outcome"].result.message
+    assert Recording.load(box["outcome"].recording).meta["status"] == "stopped"
+
+
+def test_failsafe_corner_on_the_host_display(desktop) -> None:
+    fired = threading.Event()
+    reasons: list[str] = []
+
+    def trigger(reason: str) -> None:
+        reasons.append(reason)
+        fired.set()
+
+    with KillSwitch(trigger, hotkey_display=None, failsafe_display=desktop.display):
+        subprocess.run(["xdotool", "mousemove", "400", "300"], env=desktop.env(), check=True)
+        assert not fired.wait(0.3)
+        subprocess.run(["xdotool", "mousemove", "0", "0"], env=desktop.env(), check=True)
+        assert fired.wait(2)
+    assert "corner" in reasons[0]
+
+
+def test_callbacks_stop_event_ends_a_task_between_steps(desktop, tmp_path: Path) -> None:
+    from agent.taskfile import parse_task
+    from agent.taskrun import run_task
+
+    task = parse_task("steps:\n" + "  - wait: 0.3\n" * 20, str(tmp_path / "t.yaml"))
+    callbacks = Callbacks()
+    threading.Timer(1.0, callbacks.stop.set).start()
+    outcome = run_task(task, options(tmp_path), desktop=desktop, callbacks=callbacks)
+    assert outcome.result.exit_code == 3 and 1 <= outcome.result.steps < 20
