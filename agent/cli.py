@@ -185,7 +185,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run a goal with the model; live progress; `recording: PATH` as the last line."""
     from agent.claude import DEFAULT_MODEL, ClaudeConfig
     from agent.loop import Limits, LoopConfig
-    from agent.runner import RunOptions, run_goal
+    from agent.runner import Callbacks, RunOptions, run_goal
     from vision.geometry import Size
 
     for name in ("max_steps", "max_seconds", "max_cost", "max_tokens", "thinking"):
@@ -201,10 +201,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                             thinking_budget=args.thinking),
         loop=LoopConfig(limits=Limits(args.max_steps, args.max_seconds, args.max_cost, args.max_tokens)),
         display=args.display, size=size, out=Path(args.out))
+    callbacks = Callbacks(on_step=print_step, confirm_mode=args.confirm)
     if args.goal.endswith((".yaml", ".yml")):
-        outcome = _run_task_file(args.goal, options)
+        outcome = _run_task_file(args.goal, options, callbacks)
     else:
-        outcome = run_goal(args.goal, options, on_step=print_step)
+        outcome = run_goal(args.goal, options, callbacks=callbacks)
     print(f"{outcome.result.status}: {outcome.result.message}")
     print(f"steps {outcome.result.steps}, tokens {outcome.result.usage.total_tokens}, "
           f"cost ${outcome.result.usage.cost_usd:.4f}")
@@ -212,7 +213,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return outcome.result.exit_code
 
 
-def _run_task_file(path: str, options: object) -> object:
+def _run_task_file(path: str, options: object, callbacks: object = None) -> object:
     from agent.runner import Callbacks
     from agent.taskfile import TaskFileError, load_task
     from agent.taskrun import run_task
@@ -221,7 +222,7 @@ def _run_task_file(path: str, options: object) -> object:
         task = load_task(path)
     except TaskFileError as exc:
         raise BadInput(f"invalid task file:\n{exc}") from None
-    outcome = run_task(task, options, callbacks=Callbacks(on_step=print_step))
+    outcome = run_task(task, options, callbacks=callbacks or Callbacks(on_step=print_step))
     for check in _checks_of(outcome.recording):
         print(f"check {'ok  ' if check['ok'] else 'FAIL'} {check['check']}: {check['detail']}")
     return outcome

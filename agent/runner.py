@@ -42,8 +42,11 @@ class Callbacks:
     """How the CLI or the app follows and steers a run."""
 
     on_step: Callable[[dict, Usage], None] | None = None
-    confirm: Callable[[ToolCall, Any], None] | None = None
+    confirm: Callable[[ToolCall, Any], None] | None = None  # None: the safety policy decides
     stop: threading.Event = field(default_factory=threading.Event)
+    confirm_mode: str | None = None  # "ask" | "allow" | "deny"; None: ask on a terminal, else deny
+    asker: Callable[..., str] | None = None  # answers "ask" verdicts (the app's dialog); None: the terminal
+    policy_overrides: Any = None  # a task's own rules
 
 
 class Session:
@@ -139,8 +142,17 @@ class Session:
               owns_recording: bool = True) -> Agent:
         """The loop for a goal on this session."""
         return Agent(self.model, self.computer, self.tools, recorder, loop or self.options.loop,
-                     on_step=callbacks.on_step, confirm=callbacks.confirm, stop=callbacks.stop,
-                     owns_recording=owns_recording)
+                     on_step=callbacks.on_step, confirm=callbacks.confirm or self.policy_confirm(callbacks),
+                     stop=callbacks.stop, owns_recording=owns_recording)
+
+    def policy_confirm(self, callbacks: Callbacks) -> Callable[[ToolCall, Any], None]:
+        """The safety policy's confirm hook: every model action is allowed, asked about or refused by rule."""
+        from agent.policy import Policy, context_provider, default_confirm_mode, make_confirm, terminal_asker
+
+        policy = Policy.load(overrides=callbacks.policy_overrides)
+        mode = callbacks.confirm_mode or default_confirm_mode()
+        asker = callbacks.asker or (terminal_asker() if mode == "ask" else None)
+        return make_confirm(policy, mode, context_provider(self.options.workdir, self.desktop.display), asker)
 
     def command_env(self) -> dict[str, str]:
         """The environment of task commands: the display, and this Python first on PATH."""
