@@ -198,12 +198,14 @@ class Claude:
     def __init__(self, config: ClaudeConfig) -> None:
         import anthropic
 
+        from agent.credentials import api_key
+
         self.config = config
         self.version = tool_version_for(config.model, config.tool_version)
         self.price = price_for(config.model)
         try:
-            self.client = anthropic.Anthropic(max_retries=config.max_retries, timeout=config.timeout_s,
-                                              base_url=config.base_url)
+            self.client = anthropic.Anthropic(api_key=api_key(), max_retries=config.max_retries,
+                                              timeout=config.timeout_s, base_url=config.base_url)
         except anthropic.AnthropicError as exc:  # e.g. no API key
             raise ModelUnavailable(f"cannot create the Anthropic client: {exc}") from None
 

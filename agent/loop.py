@@ -111,13 +111,14 @@ class Agent:
     def __init__(self, model: Any, computer: ComputerTool, tools: dict[str, Any], recorder: RecordingWriter,
                  config: LoopConfig | None = None, *, on_step: Callable[[dict, Usage], None] | None = None,
                  confirm: Callable[[ToolCall, Any], None] | None = None, stop: threading.Event | None = None,
-                 owns_recording: bool = True):
+                 pause: threading.Event | None = None, owns_recording: bool = True):
         self.model, self.computer, self.recorder = model, computer, recorder
         self.tools = {"computer": computer, **tools}
         self.config = config or LoopConfig()
         self.on_step, self.confirm = on_step, confirm
         self.owns_recording = owns_recording  # False for a task's agent steps: the task finishes it
         self.stop = stop or threading.Event()
+        self.pause = pause or threading.Event()
         self.screen = computer.executor.screen
         self.conversation = Conversation(self.config.context)
         self.usage, self.steps, self.started = Usage(), 0, time.monotonic()
@@ -252,7 +253,11 @@ class Agent:
         return result
 
     def check_budgets(self) -> None:
-        """Raise BudgetExceeded or Stopped before more work is done."""
+        """Hold while paused; raise BudgetExceeded or Stopped before more work is done."""
+        paused_at = time.monotonic()
+        while self.pause.is_set() and not self.stop.wait(0.05):
+            pass
+        self.started += time.monotonic() - paused_at  # time spent paused does not count against the budget
         if self.stop.is_set():
             raise Stopped(getattr(self.stop, "reason", "stopped by the user"))
         limits, elapsed = self.config.limits, time.monotonic() - self.started

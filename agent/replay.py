@@ -54,7 +54,9 @@ Self-healing: with `model` (anything with `.query(system, messages, tools)` retu
 a target still lost after TIMEOUT_S is asked for once: the live screenshot (model size) and
 "click on <the step's thought, else its target text, else its description>"; the first computer
 `left_click` coordinate of the reply, mapped to the screen with `ScreenMap`, is used (method
-`healed`), and the call is logged in model.jsonl. Ambiguity is never healed.
+`healed`; when the recorded point lay beside its target text, as `click: {text: "Name:", offset:
+[180, 0]}`, the same offset is added to the text the model found), and the call is logged in
+model.jsonl. Ambiguity is never healed.
 
 The replay writes its own recording (kind "replay", meta `replay_of` = the source folder): one
 line per source step in the range, with `replayed_step` (the source's `i`), `target` (`method`:
@@ -682,7 +684,7 @@ class Replayer:
             except NotFound as exc:
                 matches = list(exc.candidates)
             matches.sort(key=lambda m: -m.score)
-            candidates = [_candidate(m, "anchor") for m in matches[:MAX_CANDIDATES]]
+            candidates = [_candidate(m, "anchor") for m in matches[:MAX_CANDIDATES] if m.score > 0]
             strong = [m for m in matches if m.score >= MATCH_MIN]
             rivals = [m for m in matches if m.score >= RIVAL_MIN]
             if strong and len(rivals) == 1:
@@ -813,8 +815,13 @@ class Replayer:
                 except (ValueError, TypeError, IndexError) as exc:
                     lost.message += f"; the model's click {coordinate} is unusable: {exc}"
                     return None
-                return Located((px, py), "healed", (px - item.anchor.point[0], py - item.anchor.point[1]),
-                               self.ratio, None, None, description[:200])
+                (ax, ay), hint = item.anchor.point, item.hint
+                if not step.get("thought") and hint is not None:  # the model found the text: keep the offset
+                    x0, y0, x1, y1 = hint[1]
+                    if not (x0 <= ax < x1 and y0 <= ay < y1):
+                        px = round(px + (ax - (x0 + x1 - 1) / 2) * self.ratio)
+                        py = round(py + (ay - (y0 + y1 - 1) / 2) * self.ratio)
+                return Located((px, py), "healed", (px - ax, py - ay), self.ratio, None, None, description[:200])
         lost.message += f"; the model gave no left_click for {description[:80]!r}"
         return None
 
@@ -827,6 +834,8 @@ class Replayer:
         live = self.recorder.save_frame(frame, f"lost-{item.i:06d}")
         recorded = self.source.frame_path(item.step)
         listing = "\n".join(f"  {_describe_candidate(c)}" for c in lost.candidates[:MAX_CANDIDATES])
+        if not self.methods and lost.reason == "not found":
+            lost.message += " (no target was found yet: is the application open? replay does not run a task's setup)"
         message = (f"step {item.i} ({item.describe()}): {lost.reason}: {lost.message}"
                    + (f"\ncandidates:\n{listing}" if listing else "")
                    + f"\nrecorded screenshot: {recorded if recorded else 'none'}"
@@ -907,10 +916,22 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return parser
 
 
+def print_step(line: dict, usage: Usage) -> None:
+    """One line of live progress per replayed step: the source step, what was done, how it was found."""
+    target = line.get("target") or {}
+    how = ""
+    if target:
+        confidence = f" {target['confidence']:.2f}" if target.get("confidence") is not None else ""
+        locate = (line.get("timing") or {}).get("locate_ms")
+        how = f"  <- {target['method']}{confidence}" + (f" in {locate:.0f} ms" if locate else "")
+    status = "" if line["ok"] or line.get("skipped") else f"  ERROR {str(line.get('error'))[:100]}"
+    what = line.get("describe") or line["action"].get("action") or line["action"].get("tool")
+    spent = f"  ${usage.cost_usd:.4f}" if usage.total_tokens else ""
+    print(f"[{line['replayed_step']}] {what}{how}{status}{spent}", flush=True)
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     """Replay a recording; live progress; `recording: PATH` as the last line."""
-    from agent.cli import print_step
-
     options = RunOptions(display=args.display, out=Path(args.out))
     outcome = replay(Path(args.recording), options, start=args.start, end=args.end, speed=args.speed,
                      verify=not args.no_verify, on_step=print_step)
@@ -919,4 +940,4 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return outcome.result.exit_code
 
 
-__all__ = ["TIMEOUT_S", "Diverged", "InvalidRecording", "add_parser", "cmd_replay", "replay"]
+__all__ = ["TIMEOUT_S", "Diverged", "InvalidRecording", "add_parser", "cmd_replay", "print_step", "replay"]

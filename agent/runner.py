@@ -44,6 +44,7 @@ class Callbacks:
     on_step: Callable[[dict, Usage], None] | None = None
     confirm: Callable[[ToolCall, Any], None] | None = None  # None: the safety policy decides
     stop: threading.Event = field(default_factory=threading.Event)
+    pause: threading.Event = field(default_factory=threading.Event)  # set: hold before the next step
     confirm_mode: str | None = None  # "ask" | "allow" | "deny"; None: ask on a terminal, else deny
     asker: Callable[..., str] | None = None  # answers "ask" verdicts (the app's dialog); None: the terminal
     policy_overrides: Any = None  # a task's own rules
@@ -143,7 +144,7 @@ class Session:
         """The loop for a goal on this session."""
         return Agent(self.model, self.computer, self.tools, recorder, loop or self.options.loop,
                      on_step=callbacks.on_step, confirm=callbacks.confirm or self.policy_confirm(callbacks),
-                     stop=callbacks.stop, owns_recording=owns_recording)
+                     stop=callbacks.stop, pause=callbacks.pause, owns_recording=owns_recording)
 
     def policy_confirm(self, callbacks: Callbacks) -> Callable[[ToolCall, Any], None]:
         """The safety policy's confirm hook: every model action is allowed, asked about or refused by rule."""
