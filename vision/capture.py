@@ -145,7 +145,10 @@ class Screen:
         with self._lock:
             handles, self._handles = self._handles, []
         for handle in handles:
-            handle.close()
+            try:
+                handle.close()
+            except Exception:  # the X server may already be gone; closing must not fail
+                pass
         self._local = threading.local()
 
     def __enter__(self) -> Screen:
