@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -145,10 +146,8 @@ class Screen:
         with self._lock:
             handles, self._handles = self._handles, []
         for handle in handles:
-            try:
+            with contextlib.suppress(Exception):  # the X server may already be gone; closing must not fail
                 handle.close()
-            except Exception:  # the X server may already be gone; closing must not fail
-                pass
         self._local = threading.local()
 
     def __enter__(self) -> Screen:
