@@ -133,8 +133,9 @@ class Session:
 
     def recorder(self, kind: str, secrets: dict[str, str] | None = None, **meta: Any) -> RecordingWriter:
         """A recording of this session's screen in the options' output folder."""
+        model = meta.pop("model", self.options.claude.model)
         return RecordingWriter(
-            self.options.out, kind, model=self.options.claude.model,
+            self.options.out, kind, model=model,
             screen={"width": self.screen.size.width, "height": self.screen.size.height, "scale": self.screen.scale},
             model_image={"width": self.mapping.model.width, "height": self.mapping.model.height},
             secrets=secrets, **meta)

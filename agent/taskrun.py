@@ -163,8 +163,10 @@ class TaskRunner:
             return
         else:  # pragma: no cover - the schema admits no other kind
             raise StepFailed(f"{where}: unknown step kind {item.kind}")
+        find_ms = (time.monotonic() - started) * 1000
+        acting = time.monotonic()
         result = self.session.executor.perform(parse_action(action, self.session.screen.size))
-        exec_ms = (time.monotonic() - started) * 1000
+        exec_ms = (time.monotonic() - acting) * 1000
         settled = wait_until_settled(self.session.screen.grab, self.session.options.loop.settle, before)
         self.frame = settled.frame
         anchor = None
@@ -173,7 +175,7 @@ class TaskRunner:
         line = self.recorder.add_step(
             source="script", action=action, frame=self.recorder.save_frame(before), anchor=anchor, ok=result.ok,
             error=result.error, timing={"exec_ms": round(exec_ms, 1), "settle_ms": round(settled.elapsed_s * 1000, 1),
-                                        "capture_ms": round(settled.capture_s * 1000, 1)},
+                                        "capture_ms": round(settled.capture_s * 1000, 1), "find_ms": round(find_ms, 1)},
             target=found.as_dict() if found else None, step=n, line=item.line, describe=item.describe(), **extra)
         self.steps_done += 1
         if self.callbacks.on_step:
@@ -315,6 +317,8 @@ def run_task(task: Task, options: RunOptions, *, desktop: Any = None, callbacks:
     secrets = {name: os.environ[name] for name in task.secret_names if name in os.environ}
     callbacks = callbacks or Callbacks()
     with Session(options, desktop=desktop, secrets=secrets, model=model, stop=callbacks.stop) as session:
-        recorder = session.recorder("task", secrets, task=str(task.path or task.name), goal=task.goal)
+        uses_model = bool(task.goal and not task.steps) or any(isinstance(s, AgentStep) for s in task.steps)
+        recorder = session.recorder("task", secrets, task=str(task.path or task.name), goal=task.goal,
+                                    model=options.claude.model if uses_model else None)
         result = TaskRunner(task, session, recorder, callbacks).run()
         return RunOutcome(result, recorder.path)
