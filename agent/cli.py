@@ -42,6 +42,19 @@ def build_parser() -> argparse.ArgumentParser:
     _display_args(rec)
     rec.add_argument("--out", default="recordings", help="folder for the recording (default recordings/)")
 
+    replay = sub.add_parser("replay", help="replay a recording, finding every target again on the live screen")
+    replay.add_argument("recording", help="a recording folder")
+    _display_args(replay, size=False)
+    replay.add_argument("--out", default="recordings", help="folder for the replay's recording (default recordings/)")
+    replay.add_argument("--from", dest="start", type=int, default=None, metavar="I",
+                        help="first step to replay (its index i, default 0)")
+    replay.add_argument("--to", dest="end", type=int, default=None, metavar="J",
+                        help="last step to replay, inclusive (default the last)")
+    replay.add_argument("--speed", type=float, default=1.0,
+                        help="divide explicit waits by this (default 1); replay never sleeps recorded gaps")
+    replay.add_argument("--no-verify", action="store_true",
+                        help="replay the recorded coordinates as they are, without looking for the targets")
+
     report = sub.add_parser("report", help="write report.html (a self-contained page) for a recording")
     report.add_argument("recording", help="a recording folder")
     report.add_argument("--embed", action="store_true", help="inline the screenshots (one portable file)")
@@ -249,6 +262,19 @@ def cmd_record(args: argparse.Namespace) -> int:
     return outcome.result.exit_code
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Replay a recording; live progress; `recording: PATH` as the last line."""
+    from agent.replay import print_step as print_replay_step
+    from agent.replay import replay
+    from agent.runner import RunOptions
+
+    outcome = replay(Path(args.recording), RunOptions(display=args.display, out=Path(args.out)), start=args.start,
+                     end=args.end, speed=args.speed, verify=not args.no_verify, on_step=print_replay_step)
+    print(f"{outcome.result.status}: {outcome.result.message}")
+    print(f"recording: {outcome.recording}")
+    return outcome.result.exit_code
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """Write a recording's report.html and print its path."""
     from agent.recording import RecordingError
@@ -305,6 +331,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "schema": cmd_schema,
     "report": cmd_report,
     "record": cmd_record,
+    "replay": cmd_replay,
     "demo": cmd_demo,
     "doctor": cmd_doctor,
     "act": cmd_act,

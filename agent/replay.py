@@ -68,9 +68,9 @@ Replay does not run a task's setup: start the application before replaying.
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -80,7 +80,7 @@ from typing import TYPE_CHECKING, Any
 from actions.vocabulary import ActionError, parse_action
 from agent.claude import Usage
 from agent.errors import BadInput, ExitCode
-from agent.loop import RunEnded, RunResult
+from agent.loop import RunEnded, RunResult, Stopped
 from agent.recording import MASK, Recording, RecordingError
 from agent.runner import RunOptions, RunOutcome, Session
 from agent.tools.computer import SECRET_PLACEHOLDER
@@ -227,8 +227,12 @@ class Lost:
 
 def replay(recording: Path, options: RunOptions, *, start: int | None = None, end: int | None = None,
            speed: float = 1.0, verify: bool = True, model: Any = None, desktop: Any = None,
-           on_step: Callable[[dict, Usage], None] | None = None) -> RunOutcome:
+           on_step: Callable[[dict, Usage], None] | None = None, stop: threading.Event | None = None
+           ) -> RunOutcome:
     """Replay `recording` (steps `start`..`end`, inclusive) on the options' display.
+
+    `stop` (or the session's kill switch) ends the replay before its next step, and cancels the
+    running action: status "stopped", exit 3.
 
     Raises InvalidRecording (a RecordingError and a BadInput, exit 2) for a recording that cannot
     be read, and BadInput for a bad range, speed or a missing secret variable, all before anything
@@ -253,7 +257,7 @@ def replay(recording: Path, options: RunOptions, *, start: int | None = None, en
         screen = source.meta["screen"]
         scale = float(screen.get("scale") or 1.0)
         options = replace(options, size=Size(round(screen["width"] / scale), round(screen["height"] / scale)))
-    with Session(options, desktop=desktop, secrets=secrets) as session:
+    with Session(options, desktop=desktop, secrets=secrets, stop=stop) as session:
         if not verify:
             _check_raw_bounds(plan, session.screen.size)
         meta = {"replay_of": str(source.path.resolve()), "replay_range": [first, last], "verify": verify,
@@ -451,6 +455,7 @@ class Replayer:
         self.shift: tuple[int, int] = (0, 0)  # of the last located point: what held-button moves follow
         self.performed = self.skipped = 0
         self.methods: dict[str, int] = {}
+        self.stop_event: threading.Event = getattr(session, "stop_event", None) or threading.Event()
         recorded = source.meta.get("screen") if isinstance(source.meta.get("screen"), dict) else {}
         self.ratio = float(session.screen.scale) / float(recorded.get("scale") or 1.0)
         self.scales = (1.0,) if abs(self.ratio - 1.0) < 0.01 else (1.0, round(self.ratio, 4))
@@ -464,6 +469,7 @@ class Replayer:
         try:
             self.settle()
             for item in self.plan:
+                self.check_stop()
                 if item.kind == "skip":
                     self.skip(item)
                 elif item.kind == "wait":
@@ -492,6 +498,16 @@ class Replayer:
         self.recorder.finish(status, error=None if status == "succeeded" else message, final_frame=final)
         return RunResult(status, int(code), message, self.performed, self.usage)
 
+    def check_stop(self) -> None:
+        """End the replay (status stopped) once the user, the app or the kill switch asked."""
+        if self.stop_event.is_set():
+            raise Stopped(getattr(self.stop_event, "reason", None) or "stopped by the user")
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep, unless a stop comes first."""
+        if self.stop_event.wait(max(0.0, seconds)):
+            self.check_stop()
+
     def settle(self, before: Frame | None = None) -> Any:
         """Wait until the screen is still; keep the frame."""
         settled = wait_until_settled(self.session.screen.grab, self.session.options.loop.settle, before)
@@ -518,7 +534,7 @@ class Replayer:
         assert item.action is not None
         duration = round(float(item.action["duration"]) / self.speed, 3)
         before, started = self.frame, time.monotonic()
-        time.sleep(duration)
+        self.sleep(duration)
         self.settled = False
         self.performed += 1
         self.log(action={"action": "wait", "duration": duration}, frame=self.save(before), replayed_step=item.i,
@@ -530,7 +546,7 @@ class Replayer:
         condition = dict(item.step["condition"])
         before, started = self.frame, time.monotonic()
         if not self.verify:
-            time.sleep(float(item.step["action"].get("duration") or 0.0) / self.speed)
+            self.sleep(float(item.step["action"].get("duration") or 0.0) / self.speed)
             live = {**condition, "checked": False}
         else:
             live = self.wait_for(item, condition)
@@ -568,7 +584,7 @@ class Replayer:
                                 f"{TIMEOUT_S:g} s: {exc}", [_candidate(c, "ocr" if template is None else "image")
                                                              for c in exc.candidates[:MAX_CANDIDATES]])
                     self.stop(item, frame, lost)
-                time.sleep(POLL_S)
+                self.sleep(POLL_S)
                 continue
             x0, y0, x1, y1 = box
             return {**condition, "point": [(x0 + x1 - 1) // 2, (y0 + y1 - 1) // 2], "box": list(box),
@@ -642,6 +658,7 @@ class Replayer:
                  target=target, replayed_step=item.i, describe=item.describe(),
                  recorded_action=item.step["action"] if action != item.action else None)
         if not result.ok:
+            self.check_stop()  # an action cancelled by a stop is no divergence
             raise Diverged(f"step {item.i} ({item.describe()}): the action failed: {result.error}")
 
     # --- locating ------------------------------------------------------------------------------
@@ -658,7 +675,7 @@ class Replayer:
                 self.stop(item, frame, found)
             if time.monotonic() >= deadline:
                 break
-            time.sleep(POLL_S)
+            self.sleep(POLL_S)
             self.frame = self.session.screen.grab()
         if self.model is not None:
             healed = self.heal(item, frame, found)
@@ -898,24 +915,6 @@ def _describe_candidate(c: dict) -> str:
 # ----------------------------------------------------------------------------- command line
 
 
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    """Add `replay` to the CLI's subparsers (DESIGN.md's options)."""
-    parser = sub.add_parser("replay", help="replay a recording, finding every target again on the live screen")
-    parser.add_argument("recording", help="a recording folder")
-    parser.add_argument("--display", default="auto",
-                        help="host, virtual, an X display like :1, or auto (default: host if any, else virtual)")
-    parser.add_argument("--out", default="recordings", help="folder for the replay's recording (default recordings/)")
-    parser.add_argument("--from", dest="start", type=int, default=None, metavar="I",
-                        help="first step to replay (its index i, default 0)")
-    parser.add_argument("--to", dest="end", type=int, default=None, metavar="J",
-                        help="last step to replay, inclusive (default the last)")
-    parser.add_argument("--speed", type=float, default=1.0,
-                        help="divide explicit waits by this (default 1); replay never sleeps recorded gaps")
-    parser.add_argument("--no-verify", action="store_true",
-                        help="replay the recorded coordinates as they are, without looking for the targets")
-    return parser
-
-
 def print_step(line: dict, usage: Usage) -> None:
     """One line of live progress per replayed step: the source step, what was done, how it was found."""
     target = line.get("target") or {}
@@ -930,14 +929,4 @@ def print_step(line: dict, usage: Usage) -> None:
     print(f"[{line['replayed_step']}] {what}{how}{status}{spent}", flush=True)
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
-    """Replay a recording; live progress; `recording: PATH` as the last line."""
-    options = RunOptions(display=args.display, out=Path(args.out))
-    outcome = replay(Path(args.recording), options, start=args.start, end=args.end, speed=args.speed,
-                     verify=not args.no_verify, on_step=print_step)
-    print(f"{outcome.result.status}: {outcome.result.message}")
-    print(f"recording: {outcome.recording}")
-    return outcome.result.exit_code
-
-
-__all__ = ["TIMEOUT_S", "Diverged", "InvalidRecording", "add_parser", "cmd_replay", "print_step", "replay"]
+__all__ = ["TIMEOUT_S", "Diverged", "InvalidRecording", "print_step", "replay"]

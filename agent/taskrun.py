@@ -90,6 +90,7 @@ class TaskRunner:
         try:
             for n, item in enumerate(self.task.setup, 1):
                 self.setup(n, item)
+            self.frame = wait_until_settled(self.grab, self.session.options.loop.settle).frame  # after setup
             for n, item in enumerate(self.task.steps, 1):
                 self.check_budget()
                 self.step(n, item)

@@ -27,8 +27,13 @@ class Probe:
         """Every event recorded so far."""
         if not self.path.exists():
             return []
-        lines = self.path.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
+        events = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:  # the window is still writing its last line
+                break
+        return events
 
     def new_events(self) -> list[dict]:
         """Events recorded since the last call to `mark` or `new_events`."""
