@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("recording", help="a recording folder")
     report.add_argument("--embed", action="store_true", help="inline the screenshots (one portable file)")
 
+    app = sub.add_parser("app", help="the desktop app (Tk): goal or task file, live view, Start/Pause/Stop",
+                         add_help=False)
+    app.add_argument("rest", nargs=argparse.REMAINDER, help="[GOAL|TASK.yaml] [--model M] [--display D] ...")
+
     sub.add_parser("schema", help="print the task file's JSON Schema")
     demo = sub.add_parser("demo", help="run the demo task on a virtual display (no API key needed)")
     demo.add_argument("--out", default="recordings", help="folder for the run's recording (default recordings/)")
@@ -290,6 +294,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def cmd_app(args: argparse.Namespace) -> int:
+    """Open the desktop app."""
+    from agent.app import main as app_main
+
+    return app_main(args.rest)
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     """Print the task file's JSON Schema."""
     from agent.taskfile import task_json_schema
@@ -329,6 +340,7 @@ def print_step(step: dict, usage: object) -> None:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "schema": cmd_schema,
+    "app": cmd_app,
     "report": cmd_report,
     "record": cmd_record,
     "replay": cmd_replay,
