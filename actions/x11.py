@@ -74,6 +74,11 @@ class X11Input:
                 self._buttons_down.remove(number)
             self._d.sync()
 
+    def has_extension(self, name: str) -> bool:
+        """Whether the X server offers an extension (e.g. RECORD, which the kill switch needs)."""
+        with self._lock:
+            return bool(self._d.has_extension(name))
+
     def position(self) -> tuple[int, int]:
         """The pointer's position in screen pixels."""
         with self._lock:

@@ -74,6 +74,10 @@ def _display_checks(display: str, virtual: bool) -> list[Check]:
         checks.append(Check("input injection", "ok" if ok else "FAIL",
                             f"XTEST pointer move {'verified' if ok else f'landed at {moved}, not {target}'}",
                             "" if ok else "the X server ignores XTEST input"))
+        record = executor.backend.has_extension("RECORD")
+        checks.append(Check("kill switch", "ok" if record else "warn",
+                            "RECORD extension present (hotkey Ctrl+Alt+Shift+K)" if record else "no RECORD extension",
+                            "" if record else "the hotkey cannot work; stop runs with Ctrl-C", required=False))
     finally:
         executor.close()
     return checks

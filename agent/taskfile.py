@@ -803,6 +803,20 @@ class Task(_Model):
     limits: TaskLimits = Field(default_factory=TaskLimits, description="Budgets of the run.")
     secrets: list[SecretName] = Field(default_factory=list, description="Environment variables a model may type "
                                                                         "as {{secret:NAME}} placeholders.")
+    policy: dict[str, Any] | list[Any] | None = Field(None, description="Safety policy rules for this task's model "
+                                                                        "steps, in the policy file's format.")
+
+    @field_validator("policy")
+    @classmethod
+    def _policy_valid(cls, value: dict[str, Any] | list[Any] | None) -> dict[str, Any] | list[Any] | None:
+        if value is not None:
+            from agent.policy import Policy, PolicyError
+
+            try:
+                Policy.load(overrides=value, overrides_source="policy")
+            except PolicyError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     _path: Path | None = PrivateAttr(default=None)
 

@@ -317,6 +317,8 @@ def run_task(task: Task, options: RunOptions, *, desktop: Any = None, callbacks:
         options = replace(options, size=task.display.size, display="virtual")
     secrets = {name: os.environ[name] for name in task.secret_names if name in os.environ}
     callbacks = callbacks or Callbacks()
+    if callbacks.policy_overrides is None:
+        callbacks = replace(callbacks, policy_overrides=task.policy)
     with Session(options, desktop=desktop, secrets=secrets, model=model, stop=callbacks.stop) as session:
         uses_model = bool(task.goal and not task.steps) or any(isinstance(s, AgentStep) for s in task.steps)
         recorder = session.recorder("task", secrets, task=str(task.path or task.name), goal=task.goal,

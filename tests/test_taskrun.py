@@ -277,3 +277,30 @@ def test_schema_command_prints_json_schema() -> None:
     result = deskpilot("schema")
     schema = json.loads(result.stdout)
     assert result.returncode == 0 and {"goal", "steps", "setup", "checks", "limits"} <= set(schema["properties"])
+
+
+def test_task_policy_rules_apply_to_its_model_steps(desktop, tmp_path: Path) -> None:
+    from agent.claude import ClaudeConfig
+    from agent.runner import Callbacks, RunOptions
+    from agent.scripted import ScriptedModel
+    from agent.taskfile import load_task
+    from agent.taskrun import run_task
+
+    task = load_task(write_task(tmp_path, """
+goal: Publish the branch.
+policy:
+  - {name: no-push, decision: deny, reason: this task must never push, tool: bash, command: 'git\\s+push'}
+"""))
+    model = ScriptedModel([[{"type": "tool_use", "id": "toolu_push", "name": "bash",
+                             "input": {"command": "git push origin main"}}]])
+    outcome = run_task(task, RunOptions(claude=ClaudeConfig(), out=tmp_path / "rec", workdir=tmp_path),
+                       desktop=desktop, callbacks=Callbacks(confirm_mode="allow"), model=model)
+    assert outcome.result.exit_code == 0
+    answer = model.requests[1]["messages"][-1]["content"][0]
+    assert answer["is_error"] and "no-push" in answer["content"][0]["text"]
+
+
+def test_invalid_task_policy_is_refused_at_load(tmp_path: Path) -> None:
+    task = write_task(tmp_path, "goal: x\npolicy:\n  - {name: odd, decision: sometimes, reason: r, tool: bash}\n")
+    result = deskpilot("run", str(task), "--display", "virtual")
+    assert result.returncode == 2 and "task.yaml:2: policy" in result.stderr and "'decision'" in result.stderr
