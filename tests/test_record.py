@@ -532,3 +532,39 @@ def test_a_bad_display_is_bad_input(spec: str, tmp_path: Path) -> None:
     with pytest.raises(BadInput):
         record(RunOptions(display=spec, out=tmp_path))
     assert not any(tmp_path.iterdir())
+
+
+def test_a_recorded_session_replays_onto_a_fresh_app(desktop_factory, tmp_path: Path) -> None:
+    from agent.replay import replay
+
+    recorded_on, fresh = desktop_factory(), desktop_factory()
+    launch_demo(recorded_on, tmp_path / "recorded.json")
+    rec = LiveRecorder(recorded_on, tmp_path / "recordings")
+    rec.x("mousemove", 330, 118, "click", 1)  # Name
+    rec.x("type", "Zoë Ada")
+    rec.x("mousemove", 330, 160, "click", 1)  # Email
+    rec.x("type", "zoe@example.com")
+    rec.x("key", "ctrl+a")
+    rec.x("mousemove", 190, 268, "click", 1)  # Green
+    rec.x("mousemove", 250, 160, "click", "--repeat", 2, "--delay", 80, 1)  # a double click in Email
+    rec.x("mousemove", 200, 500, "click", "--repeat", 3, "--delay", 60, 5)  # scroll Notes down by 3
+    rec.x("mousemove", 187, 407, "mousedown", 1, pause=0.05)  # drag the Volume slider
+    rec.x("mousemove", 260, 407, pause=0.05)
+    rec.x("mousemove", 400, 407, "mouseup", 1)
+    rec.x("mousemove", 211, 585, "click", 1)  # Submit
+    subprocess.run(["xdotool", "search", "--sync", "--name", "^Saved$"], env=recorded_on.env(), timeout=10,
+                   capture_output=True, check=True)
+    time.sleep(0.5)
+    rec.x("mousemove", 383, 345, "click", 1)  # OK
+    recording = rec.finish().recording
+    steps = Recording.load(recording).steps
+    assert len(steps) >= 10 and steps[1]["action"]["text"] == "Zoë Ada"
+
+    launch_demo(fresh, tmp_path / "fresh.json")
+    outcome = replay(recording, RunOptions(out=tmp_path / "replays"), desktop=fresh)
+    assert outcome.result.exit_code == 0, outcome.result.message
+    form = json.loads((tmp_path / "fresh.json").read_text(encoding="utf-8"))
+    assert form["name"] == "Zoë Ada" and form["email"] == "zoe@example.com" and form["colour"] == "Green"
+    assert form["volume"] > 50 and form["notes_top_line"] != "1.0"
+    replayed = Recording.load(outcome.recording)
+    assert replayed.meta["kind"] == "replay" and all(s["ok"] for s in replayed.steps)
