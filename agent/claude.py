@@ -8,6 +8,7 @@ the run ends with ModelUnavailable (exit 4).
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -203,8 +204,11 @@ class Claude:
         self.config = config
         self.version = tool_version_for(config.model, config.tool_version)
         self.price = price_for(config.model)
+        key = api_key()
+        if not key and not os.environ.get("ANTHROPIC_AUTH_TOKEN"):
+            raise ModelUnavailable("no API key: set ANTHROPIC_API_KEY (or store one with `deskpilot app`, File menu)")
         try:
-            self.client = anthropic.Anthropic(api_key=api_key(), max_retries=config.max_retries,
+            self.client = anthropic.Anthropic(api_key=key, max_retries=config.max_retries,
                                               timeout=config.timeout_s, base_url=config.base_url)
         except anthropic.AnthropicError as exc:  # e.g. no API key
             raise ModelUnavailable(f"cannot create the Anthropic client: {exc}") from None

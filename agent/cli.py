@@ -25,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a goal with the model (or a task file)")
     run.add_argument("goal", metavar="GOAL|TASK.yaml", help="what the agent should do, or a task file")
-    run.add_argument("--model", default=None, help="Claude model (default %(default)s from agent.claude)")
+    run.add_argument("--model", action="append", default=None,
+                     help="Claude model (default claude-sonnet-4-6); repeat with --rollouts to cycle models")
     run.add_argument("--tool-version", default=None,
                      help="computer tool version for a model the table does not know (20251124, 20250124, ...)")
     _display_args(run)
@@ -37,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--thinking", type=int, default=None, metavar="TOKENS", help="extended thinking budget")
     run.add_argument("--confirm", choices=["ask", "allow", "deny"], default=None,
                      help="how risky actions are decided (default ask on a terminal, deny without one)")
+    run.add_argument("--rollouts", type=int, metavar="N", help="N independent attempts in sandboxes; the best is kept")
+    run.add_argument("--parallel", type=int, metavar="K", help="with --rollouts: attempts at once (default min(N, 4))")
+    run.add_argument("--apply", action="store_true", help="with --rollouts: replay the chosen attempt onto --display")
 
     rec = sub.add_parser("record", help="record a person's work on a display until the stop hotkey or Ctrl-C")
     _display_args(rec)
@@ -205,7 +209,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from agent.runner import Callbacks, RunOptions, run_goal
     from vision.geometry import Size
 
-    for name in ("max_steps", "max_seconds", "max_cost", "max_tokens", "thinking"):
+    for name in ("max_steps", "max_seconds", "max_cost", "max_tokens", "thinking", "rollouts", "parallel"):
         value = getattr(args, name)
         if value is not None and value <= 0:
             raise BadInput(f"--{name.replace('_', '-')} must be positive, got {value}")
@@ -213,12 +217,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         size = Size.parse(args.size) if args.size else None
     except ValueError as exc:
         raise BadInput(str(exc)) from None
+    models = args.model or []
+    if args.rollouts is None and (args.parallel or args.apply or len(models) > 1):
+        raise BadInput("--parallel, --apply and several --model need --rollouts N")
     options = RunOptions(
-        claude=ClaudeConfig(model=args.model or DEFAULT_MODEL, tool_version=args.tool_version,
+        claude=ClaudeConfig(model=models[0] if models else DEFAULT_MODEL, tool_version=args.tool_version,
                             thinking_budget=args.thinking),
         loop=LoopConfig(limits=Limits(args.max_steps, args.max_seconds, args.max_cost, args.max_tokens)),
         display=args.display, size=size, out=Path(args.out))
     callbacks = Callbacks(on_step=print_step, confirm_mode=args.confirm)
+    if args.rollouts is not None:
+        from agent.rollouts import run_rollouts
+
+        work = _load_task(args.goal) if args.goal.endswith((".yaml", ".yml")) else args.goal
+        rollouts = run_rollouts(work, options, n=args.rollouts, parallel=args.parallel or min(args.rollouts, 4),
+                                models=models or None, apply=args.apply, callbacks=callbacks)
+        print(rollouts.summary())
+        print(f"recording: {rollouts.recording}")
+        return rollouts.result.exit_code
     if args.goal.endswith((".yaml", ".yml")):
         outcome = _run_task_file(args.goal, options, callbacks)
     else:
@@ -230,15 +246,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return outcome.result.exit_code
 
 
-def _run_task_file(path: str, options: object, callbacks: object = None) -> object:
-    from agent.runner import Callbacks
+def _load_task(path: str) -> object:
     from agent.taskfile import TaskFileError, load_task
-    from agent.taskrun import run_task
 
     try:
-        task = load_task(path)
+        return load_task(path)
     except TaskFileError as exc:
         raise BadInput(f"invalid task file:\n{exc}") from None
+
+
+def _run_task_file(path: str, options: object, callbacks: object = None) -> object:
+    from agent.runner import Callbacks
+    from agent.taskrun import run_task
+
+    task = _load_task(path)
     outcome = run_task(task, options, callbacks=callbacks or Callbacks(on_step=print_step))
     for check in _checks_of(outcome.recording):
         print(f"check {'ok  ' if check['ok'] else 'FAIL'} {check['check']}: {check['detail']}")
@@ -330,6 +351,7 @@ def print_step(step: dict, usage: object) -> None:
     where = action.get("coordinate") or action.get("text") or action.get("command") or ""
     where = where if step.get("target") is None else f"{where} <- {step['target']['method']}"
     where = step.get("describe") or where
+    what = f"a{step['attempt']} {what}" if "attempt" in step else what
     thought = (step.get("thought") or "").replace("\n", " ")
     thought = f"  \"{thought[:60]}{'...' if len(thought) > 60 else ''}\"" if thought else ""
     status = "" if step["ok"] else f"  ERROR {step['error'][:80]}"

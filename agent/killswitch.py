@@ -40,6 +40,12 @@ def on_display(display: str | None) -> Iterator[None]:
                 os.environ["DISPLAY"] = old
 
 
+def current_display() -> str | None:
+    """$DISPLAY, read while no listener is being started (which changes it for a moment)."""
+    with _DISPLAY_LOCK:
+        return os.environ.get("DISPLAY")
+
+
 def start_listener(make: Callable[[], Any], display: str | None) -> Any:
     """Make and start a pynput listener bound to `display`; return it once it listens.
 
@@ -60,7 +66,8 @@ def stop_listener(listener: Any) -> None:
     the thread may not notice until the next X event; the request is sent again on pynput's
     other connection, where the X server acts on it at once.
     """
-    listener.stop()
+    with contextlib.suppress(Exception):  # the display may already be gone
+        listener.stop()
     with contextlib.suppress(Exception):  # private attributes of pynput's xorg backend
         listener._display_stop.record_disable_context(listener._context)
         listener._display_stop.flush()

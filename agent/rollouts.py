@@ -69,10 +69,22 @@ Verification and selection (meta `selection` says which rule decided, `chosen_re
 
 The fallback rule: the cheapest attempt that succeeded (fewest steps, then tokens); if none, the
 cheapest honest IMPOSSIBLE report; if none, the cheapest attempt that did not crash; if every
-attempt crashed, none is chosen (status "error", exit 1).
+attempt crashed, none is chosen (status "error"; exit code: the attempts' common one, else 1).
+A stopped run (Ctrl-C) never asks the judge; it uses the fallback rule.
+
+Screens compared and shown: an attempt's last screen is its recording's frames/final.png, which for
+a task attempt is taken before the programs its setup launched are stopped (a plain task run takes
+it after, on an empty screen); its first screen is the frame before its first step.
 
 pass@N: 1 when at least one attempt passed, else 0; the mean success is the fraction that passed.
 Without checks "passed" means the model said it finished (self-reported; meta `verified` false).
+The sequential time is the sum of the attempts' own durations; attempts that share too few cores
+each run slower, so it overstates what running them one by one would take (see
+benchmarks/rollouts_scaling.py: with a zero-latency model on 2 cores, parallel attempts barely beat
+one by one, while with a real model most of an attempt is waiting for the API).
+
+Kill switch: the attempts' sessions have none of their own; the rollouts start one hotkey listener
+on $DISPLAY (the user's keyboard, when there is one) that stops every attempt.
 
 The parent's result is the chosen attempt's (status, exit code, message; steps of that attempt),
 with the usage of every attempt plus the judge's. `RolloutsOutcome.summary()` is what the CLI
@@ -111,7 +123,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.claude import ClaudeConfig, Usage
-from agent.errors import BadInput, EnvironmentProblem, ExitCode
+from agent.errors import BadInput, DeskpilotError, EnvironmentProblem, ExitCode
 from agent.loop import RunEnded, RunResult
 from agent.recording import Recording, RecordingError, RecordingWriter
 from agent.runner import Callbacks, RunOptions, RunOutcome, Session
@@ -121,7 +133,6 @@ from agent.taskrun import TaskRunner
 if TYPE_CHECKING:
     import numpy as np
 
-    from vision.capture import Frame
     from vision.geometry import Size
 
 ATTEMPT_HEADER = "x-deskpilot-attempt"
@@ -211,7 +222,7 @@ class Attempt:
                 "cost_usd": round(self.usage.cost_usd, 6), "index": self.index, "model": self.model,
                 "temperature": self.temperature, "tokens": self.usage.total_tokens,
                 "duration_s": round(self.duration_s, 3), "message": self.message, "impossible": self.impossible,
-                "checks_ok": sum(1 for c in self.checks if c.get("ok")), "checks": len(self.checks),
+                "checks_ok": sum(1 for c in self.checks if c.get("ok")), "checks_total": len(self.checks),
                 "crashed": self.crashed is not None}
 
 
@@ -587,23 +598,6 @@ class _EnvDesktop:
         return self._desktop.launch(command, cwd=cwd, env={**self.extra, **(env or {})})
 
 
-class _AttemptTaskRunner(TaskRunner):
-    """A TaskRunner whose final frame is the screen as the task left it, taken before its programs are
-    stopped (TaskRunner grabs final.png after stopping them, which leaves an empty screen)."""
-
-    _last: Frame | None = None
-
-    def stop_launched(self) -> None:
-        try:
-            self._last = self.session.screen.grab()
-        except Exception:  # the display may be gone
-            self._last = None
-        super().stop_launched()
-
-    def grab(self) -> Frame:
-        return self._last if self._last is not None else super().grab()
-
-
 def _run_one(target: Task | str, options: RunOptions, desktop: Any, callbacks: Callbacks, model: Any,
              env: dict[str, str], meta: dict[str, Any]) -> RunOutcome:
     """One attempt on its desktop: the task (as run_task does) or the goal (as run_goal does).
@@ -613,19 +607,36 @@ def _run_one(target: Task | str, options: RunOptions, desktop: Any, callbacks: C
     """
     if isinstance(target, Task):
         secrets = {name: os.environ[name] for name in target.secret_names if name in os.environ}
+        if callbacks.policy_overrides is None:  # the task's own policy rules, as run_task does
+            callbacks = replace(callbacks, policy_overrides=getattr(target, "policy", None))
         with Session(options, desktop=desktop, secrets=secrets, model=model, stop=callbacks.stop,
                      kill_switch=False) as session:
             session.tools["bash"].env.update(env)
             uses_model = bool(target.goal and not target.steps) or any(isinstance(s, AgentStep) for s in target.steps)
             recorder = session.recorder("task", secrets, task=str(target.path or target.name), goal=target.goal,
                                         model=options.claude.model if uses_model else None, extra_meta=meta)
-            result = _AttemptTaskRunner(target, session, recorder, callbacks).run()
+            result = TaskRunner(target, session, recorder, callbacks).run()
             return RunOutcome(result, recorder.path)
     with Session(options, desktop=desktop, model=model, stop=callbacks.stop, kill_switch=False) as session:
         session.tools["bash"].env.update(env)
         recorder = session.recorder("run", goal=target, extra_meta=meta)
         result = session.agent(recorder, callbacks).run(target)
         return RunOutcome(result, recorder.path)
+
+
+def _check_credentials(config: ClaudeConfig) -> None:
+    """ModelUnavailable (exit 4) when the Anthropic client has no way to authenticate.
+
+    The SDK only finds out at the first request (with a TypeError, which would crash every
+    attempt after its setup); its client says beforehand whether it has an API key, an auth token
+    or a credentials source.
+    """
+    from agent.claude import Claude, ModelUnavailable
+
+    client = Claude(config).client
+    if hasattr(client, "api_key") and not (client.api_key or getattr(client, "auth_token", None)
+                                           or getattr(client, "_token_cache", None)):
+        raise ModelUnavailable("no API key: set ANTHROPIC_API_KEY (or store it in the keyring)")
 
 
 def _mark_crashed(folder: Path, kind: str, goal: str | None, task: str | None, message: str) -> Path:
@@ -659,13 +670,17 @@ def run_rollouts(task: Task | str, options: RunOptions, *, n: int, parallel: int
     """Run `n` independent attempts at `task` (a loaded task file, or a plain goal), `parallel` at a time.
 
     Each attempt runs on its own virtual display with its own recording under the parent's folder,
-    its own temperature (0.0..1.0) and model (`models` in turn; default `options.claude.model`).
-    `model_factory(i, claude_config)` makes attempt i's model (default: agent.claude.Claude, created
-    when first needed). `judge_model`: a model object (anything with `.query(system, messages, tools)`),
-    a model name, or None for the first attempt model at temperature 0. `callbacks`: the run's
-    (on_step gets every attempt's steps, each line with an "attempt" key; stop stops them all).
-    `apply`: replay the chosen attempt onto `target` (a Desktop) or else `options.display`.
-    See the module docstring for the rules.
+    its own model (`models` in turn; default `options.claude.model`) and, where the API takes one, its
+    own temperature (0.0..1.0). `model_factory(i, claude_config)` makes attempt i's model (default:
+    agent.claude.Claude, created when first needed; the credentials are checked up front, so a missing
+    API key fails before any work, exit 4). `judge_model`: a model object (anything with
+    `.query(system, messages, tools)` returning a Reply), a model name, or None for the first
+    attempt's model (temperature 0 where the API takes one). `callbacks`: the run's (on_step gets
+    every attempt's steps, each line with an "attempt" key; stop stops them all; confirm_mode, asker,
+    confirm and policy_overrides apply to every attempt, one question at a time). `apply`: replay
+    the chosen attempt onto `target` (a Desktop) or else `options.display`. Raises BadInput (n,
+    parallel, an empty goal, a model the tool table lacks) or EnvironmentProblem (no credentials, an
+    apply target that cannot be opened) before anything runs. See the module docstring for the rules.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise BadInput(f"--rollouts must be a positive number of attempts, got {n!r}")
@@ -694,6 +709,10 @@ class _Rollouts:
         for model in dict.fromkeys(self.models):
             tool_version_for(model, options.claude.tool_version)  # BadInput for an unknown model, before any work
         self.temps = temperatures(n, options.claude.temperature) if temperature_supported() else [None] * n
+        uses_model = not isinstance(task, Task) or bool(task.goal and not task.steps) or any(
+            isinstance(s, AgentStep) for s in task.steps)
+        if uses_model and model_factory is None:  # a missing API key fails now (exit 4), not N times later
+            _check_credentials(options.claude)
         self.apply, self.judge_model, self.model_factory = apply, judge_model, model_factory
         self.callbacks = callbacks
         self.verified = bool(self.task and self.task.checks)
@@ -739,7 +758,7 @@ class _Rollouts:
                 self.target.stop()
 
     def _run(self, started: float) -> RolloutsOutcome:
-        attempts = self._attempts()
+        attempts = self.attempts = self._attempts()
         wall_attempts = time.monotonic() - started
         if self.interrupted is None and self.callbacks.stop.is_set():
             self.interrupted = getattr(self.callbacks.stop, "reason", None) or "stopped by the user"
@@ -773,8 +792,10 @@ class _Rollouts:
             steps = chosen.steps if chosen else 0
             return RunResult("stopped", int(ExitCode.STOPPED), f"rollouts stopped: {self.interrupted}", steps,
                              self.usage)
-        if chosen is None:
-            return RunResult("error", int(ExitCode.FAILED), f"no attempt to choose: {selection.reason}", 0, self.usage)
+        if chosen is None:  # every attempt crashed: their common exit code (4 for a missing API key...), else 1
+            codes = {a.exit_code for a in self.attempts if a.started}
+            code = codes.pop() if len(codes) == 1 else int(ExitCode.FAILED)
+            return RunResult("error", code, f"no attempt to choose: {selection.reason}", 0, self.usage)
         status, code = chosen.status, chosen.exit_code
         message = f"attempt {chosen.index}: {chosen.message}"
         if self.verified and chosen.status == "succeeded" and not chosen.passed:  # pragma: no cover - defensive
@@ -961,7 +982,8 @@ class _Rollouts:
             attempt.status, attempt.exit_code, attempt.message = result.status, int(result.exit_code), result.message
             attempt.steps, attempt.usage, attempt.recording = result.steps, result.usage, outcome.recording
         except Exception as exc:
-            attempt.status, attempt.exit_code = "error", int(ExitCode.FAILED)
+            attempt.status = "error"
+            attempt.exit_code = int(exc.exit_code if isinstance(exc, DeskpilotError) else ExitCode.FAILED)
             attempt.message = f"crashed: {type(exc).__name__}: {exc}"
             attempt.crashed = traceback.format_exc()
             try:
@@ -1056,6 +1078,9 @@ class _Rollouts:
     def _judge(self, candidates: list[Attempt], why: str) -> Selection:
         allowed = [a.index for a in candidates]
         record: dict[str, Any] = {"reasoning": None, "choice": None, "raw": None, "candidates": allowed, "why": why}
+        if self.interrupted is not None:  # a stopped run asks nobody, and pays for nothing more
+            record["error"] = "not asked: the rollouts were stopped"
+            return self._fallback(candidates, f"{why}; stopped, so no judge was asked", record)
         try:
             narratives = {a.index: narrate(a.recording) if a.recording else [] for a in candidates}
             messages = judge_request(self.goal or "", candidates, narratives)

@@ -97,12 +97,10 @@ class Session:
             raise
 
     def _start_kill_switch(self) -> None:
-        import os
-
-        from agent.killswitch import KillSwitch
+        from agent.killswitch import KillSwitch, current_display
 
         # the user's keyboard is on $DISPLAY when there is one; otherwise listen on the session's display
-        hotkey_display = os.environ.get("DISPLAY") or self.desktop.display
+        hotkey_display = current_display() or self.desktop.display
         failsafe = self.desktop.display if self.desktop.kind == "host" else None
         try:
             switch = KillSwitch(self.stop, hotkey_display, failsafe).start()

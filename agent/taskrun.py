@@ -108,10 +108,11 @@ class TaskRunner:
             status, code, message = "stopped", ExitCode.STOPPED, "interrupted by the user"
         finally:
             self.session.executor.release()
+            final = self.grab()  # before the launched programs are stopped
             self.stop_launched()
         self.recorder.set_meta(result=message)
         self.recorder.finish(status, error=None if status == "succeeded" else message, checks=checks,
-                             final_frame=self.grab())
+                             final_frame=final)
         return RunResult(status, int(code), message, self.steps_done, self.session.usage)
 
     def setup(self, n: int, item: TaskItem) -> None:
@@ -182,6 +183,7 @@ class TaskRunner:
         if self.callbacks.on_step:
             self.callbacks.on_step(line, self.session.usage)
         if not result.ok:
+            self.check_budget()  # an action cancelled by a stop ends the task as stopped, not failed
             raise StepFailed(f"{where}: {result.error}")
 
     def sub_goal(self, goal: str, where: str) -> None:
