@@ -444,3 +444,29 @@ def test_passing_attempts_on_different_screens_go_to_the_judge(form, tmp_path: P
     differ = rollouts._select([recorded(0, screen), recorded(1, other), _attempt(2, "failed", 1)])
     assert (differ.chosen, differ.rule) == (1, "judge") and "different screens" in differ.reason
     assert differ.judge["candidates"] == [0, 1] and len(judge.requests) == 1
+
+
+def test_cli_rollouts_of_a_scripted_task(tmp_path: Path) -> None:
+    """`deskpilot run TASK.yaml --rollouts 2`: both attempts pass; the summary and the parent recording."""
+    import subprocess
+
+    task = tmp_path / "task.yaml"
+    task.write_text(f"""
+display: {{width: 1280, height: 800}}
+setup:
+  - launch: python3 {DEMO_APP} "$DESKPILOT_ATTEMPT_DIR/out.json"
+  - wait_for: {{text: "Demo form", timeout: 30}}
+steps:
+  - click: {{text: "Name:", offset: [180, 0]}}
+  - type: Ada
+  - click: Submit
+checks:
+  - command: grep -q Ada "$DESKPILOT_ATTEMPT_DIR/out.json"
+""", encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "agent.cli", "run", str(task), "--rollouts", "2",
+                             "--out", str(tmp_path / "rec")], capture_output=True, text=True, timeout=180,
+                            cwd=ROOT, env={k: v for k, v in os.environ.items() if k != "DISPLAY"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "pass@2: 1" in result.stdout and "chosen: attempt" in result.stdout
+    parent = Recording.load(result.stdout.strip().splitlines()[-1].removeprefix("recording: "))
+    assert parent.meta["kind"] == "rollouts" and len(parent.meta["attempts"]) == 2
