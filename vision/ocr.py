@@ -110,13 +110,24 @@ class TextMatch:
 
 
 def model_paths() -> dict[str, Path]:
-    """The bundled model files inside the installed rapidocr package (det, rec, cls)."""
+    """The bundled model files inside the installed rapidocr package (det, rec, cls).
+
+    The files rapidocr 3.10 ships, or else the one `*det*`/`*rec*`/`*cls*` .onnx file of each
+    kind that another 3.x wheel ships; a missing kind keeps its expected (absent) path.
+    """
     try:
         import rapidocr
     except ImportError as exc:
         raise OcrUnavailable(f"rapidocr is not installed ({exc}); pip install rapidocr onnxruntime") from exc
     root = Path(rapidocr.__file__).resolve().parent / "models"
-    return {key: root / name for key, name in _MODEL_FILES.items()}
+    paths = {}
+    for kind, name in _MODEL_FILES.items():
+        path = root / name
+        if not path.is_file():
+            found = sorted(root.glob(f"*{kind}*.onnx"))
+            path = found[0] if len(found) == 1 else path
+        paths[kind] = path
+    return paths
 
 
 class OcrEngine:

@@ -106,7 +106,7 @@ def find_image(
     if area is None:
         raise NotFound(f"{what} not found: region {list(region or ())} lies outside the frame")
     x0, y0, x1, y1 = area[0] - origin[0], area[1] - origin[1], area[2] - origin[0], area[3] - origin[1]
-    search = _gray(np.asarray(pixels))[y0:y1, x0:x1]
+    search = np.ascontiguousarray(_gray(np.asarray(pixels)[y0:y1, x0:x1]))
     candidates: list[ImageMatch] = []
     best: ImageMatch | None = None
     tried = 0
