@@ -332,7 +332,8 @@ def test_schema_structure() -> None:
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["title"] == "deskpilot task file"
     assert schema["type"] == "object" and schema["additionalProperties"] is False
-    assert set(schema["properties"]) == {"name", "goal", "display", "setup", "steps", "checks", "limits", "secrets"}
+    assert set(schema["properties"]) == {"name", "goal", "display", "setup", "steps", "checks", "limits", "secrets",
+                                         "policy"}
     step_refs = {s["$ref"].rsplit("/", 1)[-1] for s in schema["properties"]["steps"]["items"]["oneOf"]}
     assert step_refs == {cls.__name__ for cls in STEP_KINDS.values()}
     for cls in STEP_KINDS.values():  # each step: an object with exactly its one key
