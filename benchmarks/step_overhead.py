@@ -2,7 +2,8 @@
 
 The reference is what Anthropic's computer-use demo does per screenshot: `scrot` writes a PNG
 file, then ImageMagick's `convert -resize` writes the model-size PNG, which is read back.
-Prints one JSON object.
+Legibility of the model image as PNG, JPEG and WebP is measured by OCR: the words read from each
+format, and how many of the lossless PNG's words each one still yields. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def main() -> None:
                 capture.append(grabbed - started)
             small = resize(frame.pixels, model)
             formats = {fmt: len(encode(small, fmt).data) for fmt in ("png", "jpeg", "webp")}
+            legibility = _legibility(small)
         reference = []
         with tempfile.TemporaryDirectory() as tmp:
             shot, scaled = Path(tmp) / "shot.png", Path(tmp) / "scaled.png"
@@ -60,7 +62,22 @@ def main() -> None:
         "reference_scrot_convert_median_ms": ref_ms,
         "speedup": round(ref_ms / ours_ms, 1),
         "png_bytes": len(image.data), "model_image_bytes_by_format": formats,
+        "legibility_by_format": legibility,
     }))
+
+
+def _legibility(pixels) -> dict:
+    """OCR words read from the model image in each format, against the lossless PNG's words."""
+    from collections import Counter
+
+    from vision.encode import decode
+    from vision.ocr import ocr
+
+    words = {fmt: Counter(w.text for w in ocr(decode(encode(pixels, fmt).data))) for fmt in ("png", "jpeg", "webp")}
+    reference = words["png"]
+    return {fmt: {"words": sum(found.values()),
+                  "png_words_kept": round(sum((found & reference).values()) / max(1, sum(reference.values())), 3)}
+            for fmt, found in words.items()}
 
 
 if __name__ == "__main__":
