@@ -481,7 +481,8 @@ class Scroll(_Model):
 class FileCheck(_Model):
     """A file that must exist (and contain some text), or must not exist."""
 
-    path: Path = Field(description="The file, relative to the task file's folder (`~` expanded).")
+    path: Path = Field(description="The file, relative to the task file's folder (`~` expanded); `$VARS` are "
+                                   "expanded when the check runs, from the task commands' environment.")
     contains: str | None = Field(None, description="Text the file must contain.")
     exists: StrictBool = Field(True, description="False: the file must not exist.")
 
@@ -490,6 +491,8 @@ class FileCheck(_Model):
     def _resolve(cls, value: Path, info: ValidationInfo) -> Path:
         if not str(value).strip():
             raise ValueError("the path is empty")
+        if "$" in str(value):  # resolved when the check runs, once its variables are known
+            return value
         folder, _ = _context(info)
         return (folder / value.expanduser()).resolve()
 

@@ -9,10 +9,12 @@ saved beside the recording. Programs started by `launch` are stopped at the end.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from actions.vocabulary import parse_action
@@ -213,7 +215,7 @@ class TaskRunner:
             except StepFailed as exc:
                 detail = str(exc)
         elif isinstance(item, FileCheckItem):
-            path = item.file.path
+            path = self.expand(item.file.path)
             if not item.file.exists:
                 ok, detail = not path.exists(), f"{path} {'exists' if path.exists() else 'does not exist'}"
             elif not path.is_file():
@@ -270,6 +272,12 @@ class TaskRunner:
         if not (0 <= cx < size.width and 0 <= cy < size.height):
             raise NotFound(f"the target's point ({cx}, {cy}) with offset [{dx}, {dy}] is off the {size} screen")
         return Found((cx, cy), method, tuple(box), confidence, text)
+
+    def expand(self, path: Path) -> Path:
+        """A check's path with `$VAR`/`${VAR}` from the commands' environment, relative to the task's folder."""
+        env = self.session.command_env()
+        text = re.sub(r"\$(\w+)|\$\{(\w+)\}", lambda m: env.get(m[1] or m[2], m[0]), str(path))
+        return (self.task.folder / Path(text).expanduser()).resolve()
 
     def grab(self) -> Frame:
         """The screen now."""

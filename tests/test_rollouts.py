@@ -462,6 +462,7 @@ steps:
   - click: Submit
 checks:
   - command: grep -q Ada "$DESKPILOT_ATTEMPT_DIR/out.json"
+  - file: {{path: $DESKPILOT_ATTEMPT_DIR/out.json, contains: Ada}}
 """, encoding="utf-8")
     result = subprocess.run([sys.executable, "-m", "agent.cli", "run", str(task), "--rollouts", "2",
                              "--out", str(tmp_path / "rec")], capture_output=True, text=True, timeout=180,
@@ -470,3 +471,6 @@ checks:
     assert "pass@2: 1" in result.stdout and "chosen: attempt" in result.stdout
     parent = Recording.load(result.stdout.strip().splitlines()[-1].removeprefix("recording: "))
     assert parent.meta["kind"] == "rollouts" and len(parent.meta["attempts"]) == 2
+    attempt = Recording.load(parent.path / parent.meta["attempts"][0]["path"])
+    file_check = next(c for c in attempt.meta["checks"] if c["kind"] == "file")
+    assert file_check["ok"] and "/out.json contains 'Ada'" in file_check["detail"]  # $VARS expanded per attempt
