@@ -147,8 +147,8 @@ class Agent:
     def ask(self) -> Reply:
         """One model call, abandoned (not awaited) when the run is stopped."""
         self.check_budgets()
-        version = self.computer.mapping.model
-        system = system_blocks(SYSTEM_PROMPT.format(width=version.width, height=version.height,
+        image = self.computer.mapping.model
+        system = system_blocks(SYSTEM_PROMPT.format(width=image.width, height=image.height,
                                                     date=time.strftime("%Y-%m-%d")), self.config.context.cache)
         tools = [tool.to_params() for tool in self.tools.values()]
         box: dict[str, Any] = {}
@@ -169,7 +169,7 @@ class Agent:
             raise box["error"]
         reply: Reply = box["reply"]
         self.usage += reply.usage
-        self.recorder.add_usage(**{k: v for k, v in reply.usage.as_dict().items()})
+        self.recorder.add_usage(**reply.usage.as_dict())
         self.recorder.add_model_call({"model": reply.model, "stop_reason": reply.stop_reason,
                                       "latency_ms": round(reply.latency_s * 1000), "usage": reply.usage.as_dict(),
                                       "response": reply.content})
@@ -212,10 +212,15 @@ class Agent:
                 self.frame, settle_ms, capture_ms = settled.frame, settled.elapsed_s * 1000, settled.capture_s * 1000
         except (ActionError, ToolError) as exc:
             result = ToolResult(error=str(exc))
-        result = self.watch_for_loops(before, call, result)
+        repeats = self.count_repeats(before, call)
+        if repeats >= self.config.warn_repeats:
+            result = replace(result, system=f"This same call has now run {repeats} times on an unchanged screen "
+                                            "without effect; try a different approach.")
         self.record(call, action, model_action, before, result, reply,
                     {"capture_ms": _ms(capture_ms), "model_ms": _ms(reply and reply.latency_s * 1000),
                      "exec_ms": _ms(exec_ms), "settle_ms": _ms(settle_ms)})
+        if repeats >= self.config.stop_repeats:
+            raise Stuck(f"stuck: the same {call.name} call repeated {repeats} times on an unchanged screen")
         return result
 
     def record(self, call: ToolCall, action: Any, model_action: Any, before: Any, result: ToolResult,
@@ -238,19 +243,12 @@ class Agent:
         if self.on_step:
             self.on_step(line, self.usage)
 
-    def watch_for_loops(self, before: Any, call: ToolCall, result: ToolResult) -> ToolResult:
-        """Tell the model when it repeats itself on an unchanged screen; stop when it keeps on."""
+    def count_repeats(self, before: Any, call: ToolCall) -> int:
+        """How often, among the recent steps, this same call ran on this same screen."""
         key = hashlib.blake2b(before.pixels[::4, ::4].tobytes() + json.dumps(call.input, sort_keys=True).encode(),
                               digest_size=16).hexdigest()
         self._seen.append(key)
-        repeats = self._seen.count(key)
-        if repeats >= self.config.stop_repeats:
-            raise Stuck(f"stuck: the same {call.name} call repeated {repeats} times on an unchanged screen")
-        if repeats >= self.config.warn_repeats:
-            note = (f"This same call has now run {repeats} times on an unchanged screen without effect; "
-                    "try a different approach.")
-            return replace(result, system=note)
-        return result
+        return self._seen.count(key)
 
     def check_budgets(self) -> None:
         """Hold while paused; raise BudgetExceeded or Stopped before more work is done."""

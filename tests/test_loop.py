@@ -287,6 +287,7 @@ def test_a_loop_of_identical_screens_and_actions_is_told_then_stopped(fake, desk
     outcome = run_goal("loop", options(tmp_path), desktop=desktop)
     assert outcome.result.exit_code == 1 and outcome.result.status == "failed"
     assert "repeated 5 times" in outcome.result.message
+    assert len(Recording.load(outcome.recording).steps) == 5  # the fifth, executed, call is recorded too
     warned = tool_results(fake.requests[3])[0]["content"][0]["text"]
     assert "3 times on an unchanged screen" in warned
 
