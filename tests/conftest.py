@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from agent.desktop import VirtualDesktop
+from tests.fake_anthropic import FakeAnthropic
 from vision.geometry import Size
 
 TESTS = Path(__file__).parent
@@ -55,6 +56,16 @@ class Probe:
             if time.monotonic() > deadline:
                 raise AssertionError(f"probe never saw the expected events; got {events}")
             time.sleep(0.02)
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAnthropic]:
+    """The scripted Messages API server, with the SDK's variables pointing at it."""
+    server = FakeAnthropic().start()
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-not-a-real-key")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
+    yield server
+    server.stop()
 
 
 @pytest.fixture

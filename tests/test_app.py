@@ -136,13 +136,6 @@ class AppDriver:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeAnthropic]:
-    server = FakeAnthropic().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def app(desktop, fake: FakeAnthropic, tmp_path: Path) -> Iterator[AppDriver]:
     driver = AppDriver(desktop.display, fake, tmp_path)
     yield driver

@@ -7,8 +7,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from agent.claude import ClaudeConfig
 from agent.killswitch import KillSwitch
 from agent.loop import Limits, LoopConfig
@@ -16,7 +14,7 @@ from agent.recording import Recording
 from agent.runner import Callbacks, RunOptions, run_goal
 from agent.scripted import ScriptedModel, computer
 from tests.conftest import Probe
-from tests.fake_anthropic import FakeAnthropic, message, slow, text, tool_use
+from tests.fake_anthropic import message, slow, text, tool_use
 
 
 def options(tmp_path: Path) -> RunOptions:
@@ -73,15 +71,6 @@ def test_hotkey_stops_a_long_type_within_200ms(desktop, probe: Probe, tmp_path: 
              ("Control_L", "Alt_L", "Shift_L", "k", "K")]
     assert len(typed) < len(long_text)  # it stopped part-way
     assert typed[-1]["t"] - triggered < 0.2, f"typed until {typed[-1]['t'] - triggered:.3f} s after the trigger"
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch):
-    server = FakeAnthropic().start()
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
-    yield server
-    server.stop()
 
 
 def test_hotkey_abandons_a_slow_model_call(fake, desktop, tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,15 +25,6 @@ from vision.geometry import ScreenMap, Size
 
 SCREEN = Size(1920, 1080)
 MAP = ScreenMap.for_claude(SCREEN)  # model image 1430x804
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAnthropic]:
-    server = FakeAnthropic().start()
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-not-a-real-key")
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
-    yield server
-    server.stop()
 
 
 @pytest.fixture

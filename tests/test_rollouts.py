@@ -8,7 +8,6 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,7 @@ from agent.rollouts import (
 from agent.runner import Callbacks, RunOptions
 from agent.scripted import ScriptedModel, computer, say
 from agent.taskfile import parse_task
-from tests.fake_anthropic import FakeAnthropic, message, text, tool_use
+from tests.fake_anthropic import message, text, tool_use
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_APP = ROOT / "examples" / "demo_app.py"
@@ -128,15 +127,6 @@ def typed(value: str):
 
 def move(point: tuple[int, int]):
     return message(tool_use("computer", {"action": "mouse_move", "coordinate": list(point)}))
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAnthropic]:
-    server = FakeAnthropic().start()
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-not-a-real-key")
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
-    yield server
-    server.stop()
 
 
 def test_six_attempts_the_cheapest_passing_one_wins_and_nothing_survives(fake, form, tmp_path: Path) -> None:

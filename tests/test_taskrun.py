@@ -9,10 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from agent.recording import Recording
-from tests.fake_anthropic import FakeAnthropic, message, text, tool_use
+from tests.fake_anthropic import message, text, tool_use
 from vision.capture import Screen
 from vision.encode import encode
 
@@ -222,13 +220,6 @@ def test_unset_secret_is_refused_at_load(tmp_path: Path) -> None:
     task = write_task(tmp_path, "steps:\n  - type: {secret: NOT_SET_ANYWHERE_42}\n")
     result = deskpilot("run", str(task), "--display", "virtual")
     assert result.returncode == 2 and "NOT_SET_ANYWHERE_42" in result.stderr and "task.yaml:2" in result.stderr
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch):
-    server = FakeAnthropic().start()
-    yield server
-    server.stop()
 
 
 def test_agent_step_and_model_typed_secret(fake, desktop, tmp_path: Path) -> None:
