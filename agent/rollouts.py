@@ -126,9 +126,9 @@ from agent.claude import ClaudeConfig, Usage
 from agent.errors import BadInput, DeskpilotError, EnvironmentProblem, ExitCode
 from agent.loop import RunEnded, RunResult
 from agent.recording import Recording, RecordingError, RecordingWriter
-from agent.runner import Callbacks, RunOptions, RunOutcome, Session
+from agent.runner import Callbacks, RunOptions, RunOutcome, Session, run_goal
 from agent.taskfile import AgentStep, Task
-from agent.taskrun import TaskRunner
+from agent.taskrun import TaskRunner, run_task
 
 if TYPE_CHECKING:
     import numpy as np
@@ -600,28 +600,14 @@ class _EnvDesktop:
 
 def _run_one(target: Task | str, options: RunOptions, desktop: Any, callbacks: Callbacks, model: Any,
              env: dict[str, str], meta: dict[str, Any]) -> RunOutcome:
-    """One attempt on its desktop: the task (as run_task does) or the goal (as run_goal does).
+    """One attempt on its desktop: the task through run_task, or the goal through run_goal.
 
     Its session has no kill switch of its own: the rollouts have one for all attempts (a session's
     kill switch sets $DISPLAY process-wide while it starts, which races with other sessions starting).
     """
-    if isinstance(target, Task):
-        secrets = {name: os.environ[name] for name in target.secret_names if name in os.environ}
-        if callbacks.policy_overrides is None:  # the task's own policy rules, as run_task does
-            callbacks = replace(callbacks, policy_overrides=getattr(target, "policy", None))
-        with Session(options, desktop=desktop, secrets=secrets, model=model, stop=callbacks.stop,
-                     kill_switch=False) as session:
-            session.tools["bash"].env.update(env)
-            uses_model = bool(target.goal and not target.steps) or any(isinstance(s, AgentStep) for s in target.steps)
-            recorder = session.recorder("task", secrets, task=str(target.path or target.name), goal=target.goal,
-                                        model=options.claude.model if uses_model else None, extra_meta=meta)
-            result = TaskRunner(target, session, recorder, callbacks).run()
-            return RunOutcome(result, recorder.path)
-    with Session(options, desktop=desktop, model=model, stop=callbacks.stop, kill_switch=False) as session:
-        session.tools["bash"].env.update(env)
-        recorder = session.recorder("run", goal=target, extra_meta=meta)
-        result = session.agent(recorder, callbacks).run(target)
-        return RunOutcome(result, recorder.path)
+    run = run_task if isinstance(target, Task) else run_goal
+    return run(target, options, desktop=desktop, callbacks=callbacks, model=model, kill_switch=False,
+               bash_env=env, meta=meta)
 
 
 def _check_credentials(config: ClaudeConfig) -> None:

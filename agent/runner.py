@@ -54,7 +54,8 @@ class Session:
     """One display with its executor and tools, opened for a run and closed after it."""
 
     def __init__(self, options: RunOptions, *, desktop: Any = None, secrets: dict[str, str] | None = None,
-                 model: Any = None, stop: threading.Event | None = None, kill_switch: bool = True) -> None:
+                 model: Any = None, stop: threading.Event | None = None, kill_switch: bool = True,
+                 bash_env: dict[str, str] | None = None) -> None:
         from actions.executor import open_executor
         from actions.result import ToolError
         from agent.desktop import DesktopError, open_desktop
@@ -84,7 +85,7 @@ class Session:
             self.screen = self.executor.screen
             self.mapping = ScreenMap.for_claude(self.screen.size, self.screen.scale)
             self.computer = ComputerTool(self.executor, self.mapping, self.version, secrets)
-            bash = BashTool(cwd=options.workdir, env={"DISPLAY": desktop.display})
+            bash = BashTool(cwd=options.workdir, env={"DISPLAY": desktop.display, **(bash_env or {})})
             self._stack.callback(bash.close)
             self.tools = {"bash": bash, "str_replace_based_edit_tool": EditorTool(root=options.workdir)}
             if kill_switch:
@@ -173,13 +174,19 @@ class Session:
 
 def run_goal(goal: str, options: RunOptions, *, desktop: Any = None, secrets: dict[str, str] | None = None,
              callbacks: Callbacks | None = None, model: Any = None,
-             on_step: Callable[[dict, Usage], None] | None = None, stop: threading.Event | None = None
+             on_step: Callable[[dict, Usage], None] | None = None, stop: threading.Event | None = None,
+             kill_switch: bool = True, bash_env: dict[str, str] | None = None, meta: dict | None = None
              ) -> RunOutcome:
-    """Run `goal` with the model on the chosen display and return how it ended."""
+    """Run `goal` with the model on the chosen display and return how it ended.
+
+    `kill_switch=False` leaves the hotkey to the caller (rollouts listen once for all attempts);
+    `bash_env` adds variables to the model's shell; `meta` adds keys to the recording's meta.json.
+    """
     if not goal.strip():
         raise BadInput("the goal is empty")
     callbacks = callbacks or Callbacks(on_step=on_step, stop=stop or threading.Event())
-    with Session(options, desktop=desktop, secrets=secrets, model=model, stop=callbacks.stop) as session:
-        recorder = session.recorder("run", secrets, goal=goal)
+    with Session(options, desktop=desktop, secrets=secrets, model=model, stop=callbacks.stop,
+                 kill_switch=kill_switch, bash_env=bash_env) as session:
+        recorder = session.recorder("run", secrets, goal=goal, extra_meta=meta)
         result = session.agent(recorder, callbacks).run(goal)
         return RunOutcome(result, recorder.path)

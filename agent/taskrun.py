@@ -319,8 +319,9 @@ class TaskRunner:
 
 
 def run_task(task: Task, options: RunOptions, *, desktop: Any = None, callbacks: Callbacks | None = None,
-             model: Any = None) -> RunOutcome:
-    """Run a loaded task file and return how it ended."""
+             model: Any = None, kill_switch: bool = True, bash_env: dict[str, str] | None = None,
+             meta: dict | None = None) -> RunOutcome:
+    """Run a loaded task file and return how it ended (`kill_switch`, `bash_env`, `meta`: as run_goal)."""
     from dataclasses import replace
 
     if task.display is not None and options.size is None and options.display in ("auto", "virtual"):
@@ -329,9 +330,10 @@ def run_task(task: Task, options: RunOptions, *, desktop: Any = None, callbacks:
     callbacks = callbacks or Callbacks()
     if callbacks.policy_overrides is None:
         callbacks = replace(callbacks, policy_overrides=task.policy)
-    with Session(options, desktop=desktop, secrets=secrets, model=model, stop=callbacks.stop) as session:
+    with Session(options, desktop=desktop, secrets=secrets, model=model, stop=callbacks.stop,
+                 kill_switch=kill_switch, bash_env=bash_env) as session:
         uses_model = bool(task.goal and not task.steps) or any(isinstance(s, AgentStep) for s in task.steps)
         recorder = session.recorder("task", secrets, task=str(task.path or task.name), goal=task.goal,
-                                    model=options.claude.model if uses_model else None)
+                                    model=options.claude.model if uses_model else None, extra_meta=meta)
         result = TaskRunner(task, session, recorder, callbacks).run()
         return RunOutcome(result, recorder.path)
