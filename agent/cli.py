@@ -261,14 +261,11 @@ def _run_task_file(path: str, options: object, callbacks: object = None) -> obje
 
     task = _load_task(path)
     outcome = run_task(task, options, callbacks=callbacks or Callbacks(on_step=print_step))
-    for check in _checks_of(outcome.recording):
+    from agent.recording import Recording
+
+    for check in Recording.load(outcome.recording).meta.get("checks") or []:
         print(f"check {'ok  ' if check['ok'] else 'FAIL'} {check['check']}: {check['detail']}")
     return outcome
-
-
-def _checks_of(recording: Path) -> list[dict]:
-    meta = json.loads((recording / "meta.json").read_text(encoding="utf-8"))
-    return meta.get("checks") or []
 
 
 def cmd_record(args: argparse.Namespace) -> int:
