@@ -7,7 +7,6 @@ It knows nothing of models.
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -33,7 +32,7 @@ from actions.vocabulary import (
 )
 from vision.capture import Screen
 
-# Set by agent.record while it records in this process, so deskpilot's own input is not recorded.
+# Set by agent.replay.record while it records in this process, so deskpilot's own input is not recorded.
 inject_guard: Callable[[], AbstractContextManager[object]] = nullcontext
 
 CLICKS: dict[str, tuple[int, int]] = {  # action -> (button, count)
@@ -160,7 +159,7 @@ class Executor:
             self._held_buttons.discard(1)
 
     def _Scroll(self, action: Scroll) -> None:
-        from actions.x11 import SCROLL_BUTTONS
+        from actions.platform.x11.input import SCROLL_BUTTONS
 
         if action.coordinate:
             self.backend.move(*action.coordinate)
@@ -209,13 +208,3 @@ def _chunks(text: str, size: int, spare: int) -> Iterator[str]:
             chunk, special = [], set()
     if chunk:
         yield "".join(chunk)
-
-
-def open_executor(display: str | None = None) -> Executor:
-    """An executor for an X display (the one place the input backend is chosen)."""
-    if not sys.platform.startswith("linux"):
-        raise ToolError(f"input on {sys.platform} is not supported yet; deskpilot drives X11 displays")
-    from actions.x11 import X11Input
-
-    return Executor(Screen(display), X11Input(display))
-

@@ -31,3 +31,43 @@ class EnvironmentProblem(DeskpilotError):
     """Something the machine must provide is missing or unreachable."""
 
     exit_code = ExitCode.ENVIRONMENT
+
+
+class ModelUnavailable(EnvironmentProblem):
+    """The model API could not be reached, refused the request, or kept failing after the retries."""
+
+
+# Run-ending exceptions: raised anywhere in a run, caught only by the loop (and the task and replay
+# runners, which are loops of their own). Each carries the final message and the run's status.
+
+
+class RunEnded(Exception):
+    """Ends a run; only a run's loop catches it. Carries the final message."""
+
+    status, exit_code = "failed", ExitCode.FAILED
+
+
+class Finished(RunEnded):
+    """The model replied without a tool call."""
+
+    status, exit_code = "succeeded", ExitCode.OK
+
+
+class GaveUp(RunEnded):
+    """The model said the task cannot be done."""
+
+
+class BudgetExceeded(RunEnded):
+    """A step, time, cost or token budget ran out."""
+
+    status, exit_code = "stopped", ExitCode.STOPPED
+
+
+class Stopped(RunEnded):
+    """The user interrupted the run (Ctrl-C, stop button, kill switch)."""
+
+    status, exit_code = "stopped", ExitCode.STOPPED
+
+
+class Stuck(RunEnded):
+    """The same action kept repeating on an unchanged screen."""

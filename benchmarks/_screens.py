@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from agent.desktop import VirtualDesktop
+from actions.platform.x11.desktop import VirtualDesktop
 from vision.geometry import Size
 
 ROOT = Path(__file__).resolve().parent.parent

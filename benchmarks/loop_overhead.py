@@ -15,12 +15,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent.claude import ClaudeConfig
-from agent.desktop import VirtualDesktop
-from agent.loop import Limits, LoopConfig
-from agent.recording import Recording
-from agent.runner import RunOptions, run_goal
-from agent.scripted import ScriptedModel, computer
+from actions.platform.x11.desktop import VirtualDesktop
+from agent.budget import Limits
+from agent.loop import LoopConfig
+from agent.models.base import ModelConfig
+from agent.models.scripted import ScriptedModel, computer
+from agent.recording.writer import Recording
+from agent.session import RunOptions, run_goal
 from benchmarks._screens import ROOT
 from vision.geometry import Size
 
@@ -36,7 +37,7 @@ def main() -> None:
               [computer("key", text="Right")] for n in range(STEPS)]
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            outcome = run_goal("benchmark", RunOptions(claude=ClaudeConfig(), loop=LoopConfig(limits=Limits(
+            outcome = run_goal("benchmark", RunOptions(model=ModelConfig(), loop=LoopConfig(limits=Limits(
                 max_steps=STEPS, max_seconds=None, max_cost_usd=None)), out=Path(tmp)),
                 desktop=desktop, model=ScriptedModel(script))
             steps = Recording.load(outcome.recording).steps

@@ -168,8 +168,8 @@ def _tesseract_has(data: dict, phrase: str) -> bool:
 
 def main() -> None:
     """Run the measurements and print one JSON object."""
-    from vision import ocr
     from vision.capture import Screen
+    from vision.locate import ocr
 
     load_before = os.getloadavg()[0]
     xvfb, display = start_xvfb("1920x1080")

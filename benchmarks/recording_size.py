@@ -17,11 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent.desktop import VirtualDesktop
-from agent.loop import Limits, LoopConfig
-from agent.recording import Recording, RecordingWriter
-from agent.runner import RunOptions, run_goal
-from agent.scripted import ScriptedModel, computer, say
+from actions.platform.x11.desktop import VirtualDesktop
+from agent.budget import Limits
+from agent.loop import LoopConfig
+from agent.models.scripted import ScriptedModel, computer, say
+from agent.recording.writer import Recording, RecordingWriter
+from agent.session import RunOptions, run_goal
 from benchmarks._screens import ROOT, text_desktop
 from vision.capture import Screen
 from vision.geometry import Size

@@ -25,11 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent.cli import main as cli_main
-from agent.desktop import VirtualDesktop
-from agent.recording import Recording
-from agent.replay import replay
-from agent.runner import RunOptions
+from actions.platform.x11.desktop import VirtualDesktop
+from agent.recording.writer import Recording
+from agent.replay.replayer import replay
+from agent.session import RunOptions
+from agent.ui.cli import main as cli_main
 from benchmarks._screens import ROOT
 from vision.capture import Screen
 from vision.geometry import Size

@@ -27,16 +27,17 @@ from pathlib import Path
 
 import psutil
 
-from agent.claude import ClaudeConfig
-from agent.desktop import VirtualDesktop
-from agent.loop import Limits, LoopConfig
-from agent.rollouts import run_rollouts
-from agent.runner import RunOptions
-from agent.scripted import ScriptedModel, computer
-from agent.taskfile import parse_task
+from actions.platform.x11.desktop import VirtualDesktop
+from agent.budget import Limits
+from agent.loop import LoopConfig
+from agent.models.base import ModelConfig
+from agent.models.scripted import ScriptedModel, computer
+from agent.rollouts.run import run_rollouts
+from agent.session import RunOptions
+from agent.tasks.schema import parse_task
 from benchmarks._screens import ROOT
 from vision.capture import Screen
-from vision.ocr import TextFinder, load_engine
+from vision.locate.ocr import TextFinder, load_engine
 
 NS = (1, 2, 4, 8)
 DEMO_APP = ROOT / "examples" / "demo_app.py"
@@ -116,7 +117,7 @@ def main() -> None:
         task_path.write_text(TASK, encoding="utf-8")
         task = parse_task(TASK, task_path)
         def measure(n: int, k: int) -> dict:
-            options = RunOptions(claude=ClaudeConfig(), out=Path(tmp) / f"n{n}k{k}", workdir=Path(tmp),
+            options = RunOptions(model=ModelConfig(), out=Path(tmp) / f"n{n}k{k}", workdir=Path(tmp),
                                  loop=LoopConfig(limits=Limits(max_steps=10, max_seconds=600, max_cost_usd=None)))
             baseline = rss_mb()
             started = time.monotonic()

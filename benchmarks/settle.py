@@ -14,9 +14,9 @@ import sys
 import time
 from dataclasses import asdict
 
-from actions.executor import open_executor
+from actions.platform import open_executor
+from actions.platform.x11.desktop import VirtualDesktop
 from actions.vocabulary import parse_action
-from agent.desktop import VirtualDesktop
 from benchmarks._screens import ROOT, median_ms
 from vision.capture import Screen
 from vision.geometry import Size

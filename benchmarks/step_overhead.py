@@ -14,10 +14,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from agent.models.anthropic import image_size as claude_image_size
 from benchmarks._screens import median_ms, text_desktop
 from vision.capture import Screen
 from vision.encode import encode, encode_for_model, resize
-from vision.geometry import Size, fit_image_size
+from vision.geometry import Size
 
 RUNS = 50
 
@@ -25,7 +26,7 @@ RUNS = 50
 def main() -> None:
     """Measure both pipelines on the same display in one run and print the figures."""
     size = Size(1920, 1080)
-    model = fit_image_size(size)
+    model = claude_image_size(size)
     desktop = text_desktop(size)
     try:
         with Screen(desktop.display) as screen:
@@ -71,7 +72,7 @@ def _legibility(pixels) -> dict:
     from collections import Counter
 
     from vision.encode import decode
-    from vision.ocr import ocr
+    from vision.locate.ocr import ocr
 
     words = {fmt: Counter(w.text for w in ocr(decode(encode(pixels, fmt).data))) for fmt in ("png", "jpeg", "webp")}
     reference = words["png"]

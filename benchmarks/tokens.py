@@ -1,7 +1,7 @@
 """Tokens and cost per step of a scripted 40-step session under three context policies.
 
 Each step the model clicks and gets back a 1280x800 screenshot. Requests are built by
-deskpilot's own Conversation (agent/context.py) with each policy and priced with the same
+the Anthropic backend's own History (agent/models/anthropic_messages.py) with each policy and priced with the same
 accounting as the test server (tests/fake_anthropic.py: prompt-cache reads and writes as the
 API counts them) and deskpilot's price table:
 
@@ -20,9 +20,11 @@ import json
 import numpy as np
 
 from actions.result import ToolResult
-from agent.claude import Usage, price_for
-from agent.context import ContextConfig, Conversation, image_block, system_blocks, tool_result_block
 from agent.loop import SYSTEM_PROMPT
+from agent.models.anthropic import price_for, priced_usage
+from agent.models.anthropic_messages import History
+from agent.models.base import ContextConfig
+from agent.types import AssistantTurn, Reply, ToolCall, ToolTurn, Usage, UserTurn
 from tests.fake_anthropic import estimate_tokens
 from vision.capture import Frame
 
@@ -36,24 +38,23 @@ TOOLS = [{"type": "computer_20251124", "name": "computer", "display_width_px": 1
 def session_cost(config: ContextConfig) -> dict:
     """Play the session under `config`; totals and per-step figures."""
     rng = np.random.default_rng(0)
-    conversation = Conversation(config)
-    system = system_blocks(SYSTEM_PROMPT.format(width=1280, height=800, date="2026-11-27"), config.cache)
+    renderer = History(config)
+    system = renderer.system(SYSTEM_PROMPT.format(width=1280, height=800, date="2026-11-27"))
     screen = Frame(rng.integers(0, 255, (800, 1280, 3), dtype=np.uint8))
-    conversation.add_user([{"type": "text", "text": "Fill in the form and submit it."}, image_block(screen.pixels)])
+    history: list = [UserTurn(("Fill in the form and submit it.", screen))]
     cache: set = set()
     price, total = price_for(MODEL), Usage()
     for step in range(STEPS):
         body = {"model": MODEL, "max_tokens": 4096, "system": system, "tools": TOOLS,
-                "messages": conversation.request()}
+                "messages": renderer.messages(history)}
         counts = estimate_tokens(body, cache)
-        reply = [{"type": "text", "text": f"Step {step}: I will click the next field."},
-                 {"type": "tool_use", "id": f"toolu_{step}", "name": "computer",
-                  "input": {"action": "left_click", "coordinate": [100 + step, 200]}}]
+        call = ToolCall(f"toolu_{step}", "computer", {"action": "left_click", "coordinate": [100 + step, 200]})
         usage = type("U", (), {**counts, "output_tokens": 60})
-        total += Usage.from_api(usage, price)
-        conversation.add_assistant(reply)
+        total += priced_usage(usage, price)
+        reply = Reply(f"Step {step}: I will click the next field.", [call], Usage(), 0.0, MODEL)
+        history.append(AssistantTurn(reply))
         screen = Frame(rng.integers(0, 255, (800, 1280, 3), dtype=np.uint8))
-        conversation.add_user([tool_result_block(f"toolu_{step}", ToolResult(image=screen))])
+        history.append(ToolTurn(((call, ToolResult(image=screen)),)))
     return {"input_tokens_per_step": round(total.input_tokens / STEPS),
             "cache_read_tokens_per_step": round(total.cache_read_tokens / STEPS),
             "cache_write_tokens_per_step": round(total.cache_write_tokens / STEPS),

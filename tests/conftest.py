@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.desktop import VirtualDesktop
+from actions.platform.x11.desktop import VirtualDesktop
 from tests.fake_anthropic import FakeAnthropic
 from vision.geometry import Size
 

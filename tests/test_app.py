@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from actions.executor import open_executor
+from actions.platform import open_executor
 from actions.vocabulary import parse_action
 from tests.fake_anthropic import FakeAnthropic, message, text, tool_use
 
@@ -29,14 +29,15 @@ ROOT = Path(__file__).resolve().parent.parent
 DRIVER = r"""
 import json, os, sys, tkinter as tk, webbrowser
 from pathlib import Path
-from agent.app import DeskpilotApp
-from agent.claude import ClaudeConfig
-from agent.loop import Limits, LoopConfig
-from agent.runner import RunOptions
+from agent.ui.app import DeskpilotApp
+from agent.models.base import ModelConfig
+from agent.budget import Limits
+from agent.loop import LoopConfig
+from agent.session import RunOptions
 
 out, state_file, commands, target = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 root = tk.Tk()
-options = RunOptions(claude=ClaudeConfig(max_retries=0, timeout_s=20),
+options = RunOptions(model=ModelConfig(max_retries=0, timeout_s=20),
                      loop=LoopConfig(limits=Limits(max_steps=200, max_seconds=120, max_cost_usd=5.0)),
                      display=target, out=out / "recordings", workdir=out)
 app = DeskpilotApp(root, options=options)
@@ -169,7 +170,7 @@ def test_goal_run_with_confirmation_dialogs_live_view_and_report(app: AppDriver,
     # type the goal and press Start, found on the screen by OCR, as a person would
     app.click("goal")
     app.act(action="type", text="Tidy up the test folders")
-    from vision.ocr import TextFinder
+    from vision.locate.ocr import TextFinder
 
     band = app.executor.screen.grab().crop((0, 0, 1280, 200))  # the goal and button rows
     start = TextFinder().find_text(band, "Start", exact=True)
@@ -288,7 +289,7 @@ def test_errors_are_shown_in_the_window(app: AppDriver, tmp_path: Path) -> None:
 def test_main_without_a_display_exits_4() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     env["PYTHONPATH"] = str(ROOT)
-    proc = subprocess.run([sys.executable, "-c", "import sys; from agent.app import main; sys.exit(main([]))"],
+    proc = subprocess.run([sys.executable, "-c", "import sys; from agent.ui.app import main; sys.exit(main([]))"],
                           env=env, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 4, proc.stderr
     assert "no display" in proc.stderr

@@ -37,75 +37,78 @@ def gone(pid: int, timeout: float = 3.0) -> bool:
 
 
 def test_to_params() -> None:
-    assert BashTool().to_params() == {"type": "bash_20250124", "name": "bash"}
+    from agent.models.anthropic import TOOL_VERSIONS
+    from agent.models.anthropic_messages import render_tool
+
+    assert render_tool(BashTool().spec, TOOL_VERSIONS["20251124"]) == {"type": "bash_20250124", "name": "bash"}
 
 
 def test_session_starts_in_cwd_and_keeps_state(bash: BashTool, tmp_path: Path) -> None:
-    assert bash(command="pwd").output == str(tmp_path)
-    assert bash(command="mkdir sub && cd sub && export GREETING=hello && NUM=7").ok
-    result = bash(command='pwd; echo "$GREETING $NUM"')
+    assert bash.run(command="pwd").output == str(tmp_path)
+    assert bash.run(command="mkdir sub && cd sub && export GREETING=hello && NUM=7").ok
+    result = bash.run(command='pwd; echo "$GREETING $NUM"')
     assert result.output == f"{tmp_path / 'sub'}\nhello 7"
-    assert bash(command="f() { echo from-function; }").ok
-    assert bash(command="f").output == "from-function"
+    assert bash.run(command="f() { echo from-function; }").ok
+    assert bash.run(command="f").output == "from-function"
 
 
 def test_stderr_is_captured(bash: BashTool) -> None:
-    result = bash(command="echo out; echo oops >&2")
+    result = bash.run(command="echo out; echo oops >&2")
     assert result.ok
     assert result.output == "out\noops"
 
 
 def test_nonzero_exit_is_an_error_with_output_and_code(bash: BashTool) -> None:
-    result = bash(command="echo partial; echo bad >&2; (exit 3)")
+    result = bash.run(command="echo partial; echo bad >&2; (exit 3)")
     assert not result.ok
     assert "partial" in result.error and "bad" in result.error
     assert "[exit code 3]" in result.error
-    assert bash(command="echo still here").output == "still here"
+    assert bash.run(command="echo still here").output == "still here"
 
 
 def test_output_without_trailing_newline_and_invalid_utf8(bash: BashTool) -> None:
-    assert bash(command="printf abc").output == "abc"
-    assert bash(command="echo; echo; printf x").output == "\n\nx"
-    result = bash(command=r"printf 'ok\377\376done'")
+    assert bash.run(command="printf abc").output == "abc"
+    assert bash.run(command="echo; echo; printf x").output == "\n\nx"
+    result = bash.run(command=r"printf 'ok\377\376done'")
     assert result.output == "ok\ufffd\ufffddone"
 
 
 def test_quotes_heredocs_and_stdin(bash: BashTool) -> None:
-    assert bash(command="echo 'single \"double\"' \\\\ back").output == 'single "double" \\ back'
-    assert bash(command="cat <<'EOF'\nline $HOME\nEOF").output == "line $HOME"
-    assert bash(command="cat").output == ""  # stdin is /dev/null: nothing to wait for
+    assert bash.run(command="echo 'single \"double\"' \\\\ back").output == 'single "double" \\ back'
+    assert bash.run(command="cat <<'EOF'\nline $HOME\nEOF").output == "line $HOME"
+    assert bash.run(command="cat").output == ""  # stdin is /dev/null: nothing to wait for
 
 
 def test_syntax_error_is_reported_and_session_survives(bash: BashTool) -> None:
-    result = bash(command='echo "unterminated')
+    result = bash.run(command='echo "unterminated')
     assert not result.ok and "exit code 2" in result.error
-    assert bash(command="echo fine").output == "fine"
+    assert bash.run(command="echo fine").output == "fine"
 
 
 def test_exit_ends_the_session_and_the_next_command_starts_a_new_one(bash: BashTool) -> None:
-    bash(command="export MARK=1")
-    result = bash(command="echo bye; exit 4")
+    bash.run(command="export MARK=1")
+    result = bash.run(command="echo bye; exit 4")
     assert not result.ok and "bye" in result.error and "exited (status 4)" in result.error
-    assert bash(command="echo ${MARK:-new}").output == "new"
+    assert bash.run(command="echo ${MARK:-new}").output == "new"
 
 
 def test_timeout_kills_the_process_group_and_restarts(tmp_path: Path) -> None:
     with BashTool(cwd=tmp_path, timeout_s=1) as bash:
-        old_shell = int(bash(command="echo $$").output)
+        old_shell = int(bash.run(command="echo $$").output)
         started = time.monotonic()
-        result = bash(command="echo begun; sh -c 'echo $$ > sleeper.pid; exec sleep 100'")
+        result = bash.run(command="echo begun; sh -c 'echo $$ > sleeper.pid; exec sleep 100'")
         assert time.monotonic() - started < 4
         assert not result.ok
         assert "timed out after 1 s; the session was restarted" in result.error
         assert "begun" in result.error
         sleeper = int((tmp_path / "sleeper.pid").read_text())
         assert gone(sleeper) and gone(old_shell)
-        assert bash(command="echo alive; pwd").output == f"alive\n{tmp_path}"
+        assert bash.run(command="echo alive; pwd").output == f"alive\n{tmp_path}"
 
 
 def test_close_kills_background_jobs(tmp_path: Path) -> None:
     bash = BashTool(cwd=tmp_path)
-    pid = int(bash(command="sleep 100 >/dev/null & echo $!").output)
+    pid = int(bash.run(command="sleep 100 >/dev/null & echo $!").output)
     assert not gone(pid, timeout=0.2)
     bash.close()
     assert gone(pid)
@@ -116,14 +119,14 @@ def test_secrets_are_not_inherited(bash: BashTool, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
     monkeypatch.setenv("GITHUB_TOKEN", "ghp-test")
     monkeypatch.setenv("DESKPILOT_HARMLESS", "visible")
-    result = bash(command="echo ${ANTHROPIC_API_KEY:-unset} ${GITHUB_TOKEN:-unset} $DESKPILOT_HARMLESS")
+    result = bash.run(command="echo ${ANTHROPIC_API_KEY:-unset} ${GITHUB_TOKEN:-unset} $DESKPILOT_HARMLESS")
     assert result.output == "unset unset visible"
-    assert "sk-ant-test" not in bash(command="env").output
+    assert "sk-ant-test" not in bash.run(command="env").output
 
 
 def test_env_extras_are_added(tmp_path: Path) -> None:
     with BashTool(cwd=tmp_path, env={"EXTRA_SETTING": "on"}) as bash:
-        assert bash(command="echo $EXTRA_SETTING").output == "on"
+        assert bash.run(command="echo $EXTRA_SETTING").output == "on"
 
 
 def test_scrub_env_rule() -> None:
@@ -141,25 +144,25 @@ def test_scrub_env_rule() -> None:
 
 def test_huge_output_is_truncated_with_a_marker(tmp_path: Path) -> None:
     with BashTool(cwd=tmp_path, max_output=1000) as bash:
-        output = bash(command="seq 1 100000").output
+        output = bash.run(command="seq 1 100000").output
         full = "\n".join(str(n) for n in range(1, 100001))
         assert output.startswith("1\n2\n3\n") and output.endswith("99999\n100000")
         assert f"[... {len(full) - 1000} characters cut ...]" in output
         assert len(output) < 1100
         # more than the read buffer keeps: its middle is dropped while reading, the count stays exact
-        output = bash(command="yes | head -c 3000000; echo; echo end")
+        output = bash.run(command="yes | head -c 3000000; echo; echo end")
         assert f"[... {3000000 + 4 - 1000} characters cut ...]" in output.output
         assert output.output.startswith("y\ny\n") and output.output.endswith("y\n\nend")
 
 
 def test_restart(bash: BashTool) -> None:
-    assert bash(restart=True).system
-    bash(command="export KEEP=1")
+    assert bash.run(restart=True).system
+    bash.run(command="export KEEP=1")
     old = bash.pid
-    result = bash(restart=True)
+    result = bash.run(restart=True)
     assert result.ok and "restarted" in result.system
     assert bash.pid != old and gone(old)
-    assert bash(command="echo ${KEEP:-gone}").output == "gone"
+    assert bash.run(command="echo ${KEEP:-gone}").output == "gone"
 
 
 @pytest.mark.parametrize(
@@ -174,7 +177,7 @@ def test_restart(bash: BashTool) -> None:
     ],
 )
 def test_bad_input_is_an_error_result(bash: BashTool, tool_input: dict, named: str) -> None:
-    result = bash(**tool_input)
+    result = bash.run(**tool_input)
     assert not result.ok and named in result.error
     assert bash.pid is None  # nothing was started
 
@@ -189,11 +192,11 @@ def test_debug_a_repository(tmp_path: Path) -> None:
     editor = EditorTool(root=project)
     run_tests = f"{sys.executable} -m pytest -q -p no:cacheprovider test_calc.py"
     with BashTool(cwd=tmp_path, timeout_s=30) as bash:
-        assert bash(command="cd proj").ok
-        failing = bash(command=run_tests)
+        assert bash.run(command="cd proj").ok
+        failing = bash.run(command=run_tests)
         assert not failing.ok and "1 failed" in failing.error and "exit code 1" in failing.error
         assert re.search(r"assert -1 == 5", failing.error)
-        fixed = editor(command="str_replace", path=str(project / "calc.py"), old_str="a - b", new_str="a + b")
+        fixed = editor.run(command="str_replace", path=str(project / "calc.py"), old_str="a - b", new_str="a + b")
         assert fixed.ok and "return a + b" in fixed.output
-        passing = bash(command=run_tests)
+        passing = bash.run(command=run_tests)
         assert passing.ok and "1 passed" in passing.output

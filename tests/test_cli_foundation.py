@@ -8,11 +8,11 @@ import sys
 import time
 from pathlib import Path
 
-from agent.recording import Recording
+from agent.recording.writer import Recording
 from tests.conftest import Probe
 from vision.encode import decode
 
-DESKPILOT = [sys.executable, "-m", "agent.cli"]
+DESKPILOT = [sys.executable, "-m", "agent.ui.cli"]
 
 
 def run(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:

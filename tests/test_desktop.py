@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from agent.desktop import DesktopError, ExistingDisplay, VirtualDesktop, open_desktop
+from actions.platform.x11.desktop import DesktopError, ExistingDisplay, VirtualDesktop, open_desktop
 from vision.geometry import Size
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,7 +117,7 @@ def test_window_manager() -> None:
 def test_no_orphans_when_caller_dies(ending: str) -> None:
     code = textwrap.dedent(f"""
         import sys, time
-        from agent.desktop import VirtualDesktop
+        from actions.platform.x11.desktop import VirtualDesktop
         desk = VirtualDesktop().start()
         sleep = desk.launch(["sleep", "1000"])
         print(desk.server.pid, sleep.pid, flush=True)

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from actions.executor import Executor, open_executor
+from actions.executor import Executor
+from actions.platform import open_executor
+from actions.platform.x11.desktop import VirtualDesktop
 from actions.vocabulary import parse_action
-from agent.desktop import VirtualDesktop
+from agent.models.anthropic import image_size as claude_image_size
 from tests.conftest import Probe, start_probe
 from vision.geometry import ScreenMap, Size
 
@@ -28,7 +30,7 @@ class Rig:
         self.desktop = VirtualDesktop(size).start()
         self.probe: Probe = start_probe(self.desktop, tmp / "events.jsonl")
         self.executor: Executor = open_executor(self.desktop.display)
-        self.map = ScreenMap.for_claude(self.executor.screen.size)
+        self.map = ScreenMap(self.executor.screen.size, claude_image_size(self.executor.screen.size))
 
     def model_point(self, fx: float, fy: float) -> tuple[tuple[int, int], tuple[int, int]]:
         """A screen target at a fraction of the screen, and its model-space coordinate."""

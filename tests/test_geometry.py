@@ -6,13 +6,13 @@ import random
 
 import pytest
 
+from agent.models.anthropic import MAX_LONG_EDGE as CLAUDE_MAX_LONG_EDGE
+from agent.models.anthropic import MAX_PIXELS as CLAUDE_MAX_PIXELS
+from agent.models.anthropic import image_size as claude_image_size
 from vision.geometry import (
-    CLAUDE_MAX_LONG_EDGE,
-    CLAUDE_MAX_PIXELS,
     CoordinateError,
     ScreenMap,
     Size,
-    fit_image_size,
 )
 
 SCREENS = [(1024, 768), (1280, 800), (1366, 768), (1440, 900), (1920, 1080), (2560, 1440),
@@ -21,7 +21,7 @@ SCREENS = [(1024, 768), (1280, 800), (1366, 768), (1440, 900), (1920, 1080), (25
 
 @pytest.mark.parametrize("w,h", SCREENS)
 def test_model_image_fits_claude_limits_and_keeps_aspect(w: int, h: int) -> None:
-    size = fit_image_size(Size(w, h))
+    size = claude_image_size(Size(w, h))
     assert max(size.width, size.height) <= CLAUDE_MAX_LONG_EDGE
     assert size.width * size.height <= CLAUDE_MAX_PIXELS
     assert size.width <= w and size.height <= h
@@ -34,14 +34,14 @@ def test_model_image_fits_claude_limits_and_keeps_aspect(w: int, h: int) -> None
 
 
 def test_small_screens_are_never_upscaled() -> None:
-    assert fit_image_size(Size(1024, 768)) == Size(1024, 768)
-    assert fit_image_size(Size(1280, 800)) == Size(1280, 800)
-    assert fit_image_size(Size(1920, 1080)) == Size(1430, 804)
+    assert claude_image_size(Size(1024, 768)) == Size(1024, 768)
+    assert claude_image_size(Size(1280, 800)) == Size(1280, 800)
+    assert claude_image_size(Size(1920, 1080)) == Size(1430, 804)
 
 
 @pytest.mark.parametrize("w,h", SCREENS)
 def test_round_trip_within_one_model_pixel(w: int, h: int) -> None:
-    mapping = ScreenMap.for_claude(Size(w, h))
+    mapping = ScreenMap(Size(w, h), claude_image_size(Size(w, h)))
     rng = random.Random(w * h)
     corners = [(0, 0), (w - 1, h - 1), (w - 1, 0), (0, h - 1)]
     for sx, sy in corners + [(rng.randrange(w), rng.randrange(h)) for _ in range(500)]:
@@ -52,7 +52,7 @@ def test_round_trip_within_one_model_pixel(w: int, h: int) -> None:
 
 
 def test_out_of_range_model_coordinates_are_refused_not_clamped() -> None:
-    mapping = ScreenMap.for_claude(Size(1920, 1080))
+    mapping = ScreenMap(Size(1920, 1080), claude_image_size(Size(1920, 1080)))
     for x, y in [(1430, 10), (10, 804), (-1, 5), (5, -1), (5000, 5000)]:
         with pytest.raises(CoordinateError, match="outside the model image of 1430x804"):
             mapping.to_screen(x, y)
@@ -61,7 +61,7 @@ def test_out_of_range_model_coordinates_are_refused_not_clamped() -> None:
 
 
 def test_zoom_region_maps_to_full_resolution_pixels() -> None:
-    mapping = ScreenMap.for_claude(Size(2560, 1440))
+    mapping = ScreenMap(Size(2560, 1440), claude_image_size(Size(2560, 1440)))
     x0, y0, x1, y1 = mapping.region_to_screen((0, 0, mapping.model.width, mapping.model.height))
     assert (x0, y0, x1, y1) == (0, 0, 2560, 1440)
     region = mapping.region_to_screen((100, 100, 200, 150))
@@ -73,7 +73,7 @@ def test_zoom_region_maps_to_full_resolution_pixels() -> None:
 
 
 def test_logical_points_on_hidpi() -> None:
-    mapping = ScreenMap.for_claude(Size(2880, 1800), scale=2.0)
+    mapping = ScreenMap(Size(2880, 1800), claude_image_size(Size(2880, 1800)), 2.0)
     assert mapping.to_points(1000, 500) == (500.0, 250.0)
     assert mapping.from_points(500, 250) == (1000, 500)
 

@@ -7,18 +7,19 @@ import threading
 import time
 from pathlib import Path
 
-from agent.claude import ClaudeConfig
-from agent.killswitch import KillSwitch
-from agent.loop import Limits, LoopConfig
-from agent.recording import Recording
-from agent.runner import Callbacks, RunOptions, run_goal
-from agent.scripted import ScriptedModel, computer
+from agent.budget import Limits
+from agent.loop import LoopConfig
+from agent.models.base import ModelConfig
+from agent.models.scripted import ScriptedModel, computer
+from agent.recording.writer import Recording
+from agent.safety.killswitch import KillSwitch
+from agent.session import Callbacks, RunOptions, run_goal
 from tests.conftest import Probe
 from tests.fake_anthropic import message, slow, text, tool_use
 
 
 def options(tmp_path: Path) -> RunOptions:
-    return RunOptions(claude=ClaudeConfig(max_retries=0, timeout_s=60), out=tmp_path / "rec", workdir=tmp_path,
+    return RunOptions(model=ModelConfig(max_retries=0, timeout_s=60), out=tmp_path / "rec", workdir=tmp_path,
                       loop=LoopConfig(limits=Limits(max_steps=20, max_seconds=120)))
 
 
@@ -106,8 +107,8 @@ def test_failsafe_corner_on_the_host_display(desktop) -> None:
 
 
 def test_callbacks_stop_event_ends_a_task_between_steps(desktop, tmp_path: Path) -> None:
-    from agent.taskfile import parse_task
-    from agent.taskrun import run_task
+    from agent.tasks.runner import run_task
+    from agent.tasks.schema import parse_task
 
     task = parse_task("steps:\n" + "  - wait: 0.3\n" * 20, str(tmp_path / "t.yaml"))
     callbacks = Callbacks()

@@ -14,17 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from agent.claude import ClaudeConfig
-from agent.loop import Limits, LoopConfig
-from agent.recording import Recording
-from agent.runner import RunOptions, run_goal
+from agent.budget import Limits
+from agent.loop import LoopConfig
+from agent.models.anthropic import image_size as claude_image_size
+from agent.models.base import ModelConfig
+from agent.recording.writer import Recording
+from agent.session import RunOptions, run_goal
 from tests.conftest import Probe, start_probe
 from tests.fake_anthropic import FakeAnthropic, drop, fault, message, slow, text, tool_use
 from vision.encode import decode
 from vision.geometry import ScreenMap, Size
 
 SCREEN = Size(1920, 1080)
-MAP = ScreenMap.for_claude(SCREEN)  # model image 1430x804
+MAP = ScreenMap(SCREEN, claude_image_size(SCREEN))  # model image 1430x804
 
 
 @pytest.fixture
@@ -38,7 +40,7 @@ def big_probe(big_desktop, tmp_path: Path) -> Probe:
 
 
 def options(tmp_path: Path, model: str = "claude-sonnet-4-6", **limits) -> RunOptions:
-    return RunOptions(claude=ClaudeConfig(model=model, max_retries=3, timeout_s=5.0),
+    return RunOptions(model=ModelConfig(model=model, max_retries=3, timeout_s=5.0),
                       loop=LoopConfig(limits=Limits(**{"max_steps": 40, "max_seconds": 120, **limits})),
                       out=tmp_path / "recordings", workdir=tmp_path)
 
@@ -164,7 +166,7 @@ def test_tool_definitions_and_beta_header_per_model(fake, desktop, tmp_path, mod
 
 
 def test_unknown_model_needs_a_tool_version(fake, tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "agent.cli", "run", "hi", "--model", "claude-future-9",
+    result = subprocess.run([sys.executable, "-m", "agent.ui.cli", "run", "hi", "--model", "claude-future-9",
                              "--display", "virtual", "--out", str(tmp_path)], capture_output=True, text=True,
                             env=os.environ.copy())
     assert result.returncode == 2 and "--tool-version" in result.stderr
@@ -318,17 +320,17 @@ def test_interrupt_answers_pending_tool_calls_and_stops(fake, desktop, tmp_path:
         Agent.__init__ = original_init
     assert time.monotonic() - stopped_at[0] < 1.0  # the 30 s wait was cut short
     assert outcome.result.exit_code == 3 and outcome.result.status == "stopped"
-    last_turn = agents[0].conversation.messages[-1]["content"]
-    answers = {b["tool_use_id"]: b for b in last_turn}
+    last_turn = agents[0].history[-1]
+    answers = {call.id: result for call, result in last_turn.results}
     assert set(answers) == {"toolu_long", "toolu_pending"}
-    assert all(b.get("is_error") and "interrupted" in b["content"][0]["text"] for b in answers.values())
+    assert all(not r.ok and "interrupted" in r.error for r in answers.values())
     assert Recording.load(outcome.recording).meta["status"] == "stopped"
 
 
 def _cli_run(fake: FakeAnthropic, tmp_path: Path, *extra: str) -> subprocess.Popen:
     env = os.environ | {"ANTHROPIC_BASE_URL": fake.base_url, "ANTHROPIC_API_KEY": "sk-test"}
     env.pop("DISPLAY", None)
-    return subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "keep moving", "--display", "virtual",
+    return subprocess.Popen([sys.executable, "-m", "agent.ui.cli", "run", "keep moving", "--display", "virtual",
                              "--out", str(tmp_path), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env, cwd=Path(__file__).parent.parent)
 

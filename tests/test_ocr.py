@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from vision import ocr
 from vision.capture import Frame
-from vision.find import AmbiguousMatch, NotFound, iou
+from vision.locate import ocr
+from vision.locate.find import AmbiguousMatch, NotFound, iou
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 LIGHT, DARK = ((246, 246, 246), (25, 25, 25)), ((32, 36, 44), (232, 232, 232))
@@ -94,7 +94,7 @@ def test_models_come_from_the_wheel_and_nothing_is_downloaded(tmp_path: Path) ->
         download_file.DownloadFile.run = classmethod(no_download)
         import numpy as np
         from PIL import Image, ImageDraw, ImageFont
-        from vision import ocr
+        from vision.locate import ocr
 
         image = Image.new("RGB", (360, 80), "white")
         ImageDraw.Draw(image).text((20, 20), "Offline engine", fill="black",
@@ -114,7 +114,8 @@ def test_models_come_from_the_wheel_and_nothing_is_downloaded(tmp_path: Path) ->
 
 def test_importing_does_no_work_and_needs_neither_agent_nor_actions() -> None:
     script = (
-        f"import sys; sys.path.insert(0, {str(ROOT)!r}); import vision.ocr, vision.template, vision.find; "
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
+        "import vision.locate.ocr, vision.locate.template, vision.locate.find; "
         "heavy = {'agent', 'actions', 'rapidocr', 'onnxruntime', 'cv2'} & set(sys.modules); "
         "print(sorted(heavy))"
     )

@@ -14,11 +14,14 @@ import pytest
 
 from actions.result import ToolError
 from actions.vocabulary import parse_action
-from agent.claude import ToolCall
+from agent.budget import Limits
 from agent.errors import BadInput, ExitCode
-from agent.loop import Denied, Limits, LoopConfig
-from agent.policy import (
+from agent.loop import LoopConfig
+from agent.models.scripted import ScriptedModel, say
+from agent.recording.writer import Recording
+from agent.safety.policy import (
     TERMINAL_CLASSES,
+    Denied,
     Policy,
     PolicyContext,
     PolicyError,
@@ -32,9 +35,8 @@ from agent.policy import (
     terminal_asker,
     user_policy_path,
 )
-from agent.recording import Recording
-from agent.runner import Callbacks, RunOptions, run_goal
-from agent.scripted import ScriptedModel, say
+from agent.session import Callbacks, RunOptions, run_goal
+from agent.types import ToolCall
 
 EDITOR = "str_replace_based_edit_tool"
 WORKDIR = Path("/home/user/project")
@@ -339,7 +341,7 @@ def test_a_user_file_adds_rules_before_the_defaults(tmp_path: Path) -> None:
         assert (verdict.decision, verdict.rule, verdict.reason) == ("deny", "no-push", "this machine never pushes")
     assert decide(policy, bash("git pull")).decision == "allow"
     assert decide(policy, bash("rm -rf x")).rule == "recursive-delete"  # the defaults still apply
-    assert policy.sources == ("agent/default_policy.yaml", str(path))
+    assert policy.sources == ("agent/safety/default_policy.yaml", str(path))
 
 
 def test_the_user_file_is_found_in_the_config_folder(no_user_policy: Path) -> None:
@@ -459,8 +461,9 @@ def test_invalid_policy_documents(tmp_path: Path) -> None:
 
 
 def test_importing_the_module_does_no_work() -> None:
-    code = "import sys, agent.policy as p; first = p.Policy.load().rules[0].name; print('yaml' in sys.modules, first)"
-    out = subprocess.run([sys.executable, "-c", "import sys, agent.policy; print('yaml' in sys.modules)"],
+    code = ("import sys, agent.safety.policy as p; first = p.Policy.load().rules[0].name; "
+            "print('yaml' in sys.modules, first)")
+    out = subprocess.run([sys.executable, "-c", "import sys, agent.safety.policy; print('yaml' in sys.modules)"],
                          capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent)
     assert out.stdout.strip() == "False"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -668,11 +671,8 @@ def test_a_refusal_reaches_the_model_and_nothing_is_deleted(desktop: Any, tmp_pa
     assert outcome.result.status == "succeeded", outcome.result.message
     assert (important / "keep.txt").read_text(encoding="utf-8") == "precious"
     assert len(model.requests) == 2
-    last = model.requests[1]["messages"][-1]
-    assert last["role"] == "user"
-    results = [block for block in last["content"] if block.get("type") == "tool_result"]
-    assert len(results) == 1 and results[0]["tool_use_id"] == "toolu_rm" and results[0]["is_error"] is True
-    text = " ".join(part["text"] for part in results[0]["content"] if part.get("type") == "text")
-    assert "refused by policy rule 'recursive-delete': deletes files recursively" in text
+    [(call, result)] = model.requests[1]["history"][-1].results  # the tool results the model got back
+    assert call.id == "toolu_rm" and not result.ok
+    assert "refused by policy rule 'recursive-delete': deletes files recursively" in result.error
     step = Recording.load(outcome.recording).steps[0]
     assert step["ok"] is False and "recursive-delete" in step["error"]

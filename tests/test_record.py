@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from actions.vocabulary import parse_action
-from agent.record import (
+from agent.recording.writer import Recording
+from agent.replay.record import (
     MASK,
     Keymap,
     Merger,
@@ -26,8 +27,7 @@ from agent.record import (
     record,
     was_injected,
 )
-from agent.recording import Recording
-from agent.runner import RunOptions
+from agent.session import RunOptions
 from vision.capture import Screen
 from vision.geometry import Size
 
@@ -477,7 +477,7 @@ def test_secret_mode_and_the_stop_hotkey(desktop, tmp_path: Path) -> None:
 
 
 def test_events_injected_by_deskpilot_are_not_recorded(desktop, tmp_path: Path) -> None:
-    from actions.executor import open_executor
+    from actions.platform import open_executor
 
     rec = LiveRecorder(desktop, tmp_path / "recordings")
     executor = open_executor(desktop.display)
@@ -498,8 +498,8 @@ def test_events_injected_by_deskpilot_are_not_recorded(desktop, tmp_path: Path) 
 def test_ctrl_c_ends_the_recording_normally(desktop, tmp_path: Path) -> None:
     code = (
         "import sys; from pathlib import Path\n"
-        "from agent.record import record\n"
-        "from agent.runner import RunOptions\n"
+        "from agent.replay.record import record\n"
+        "from agent.session import RunOptions\n"
         "outcome = record(RunOptions(display=sys.argv[1], out=Path(sys.argv[2])))\n"
         "print(f'recording: {outcome.recording}', flush=True)\n"
         "sys.exit(int(outcome.result.exit_code))\n"
@@ -542,7 +542,7 @@ def test_a_bad_display_is_bad_input(spec: str, tmp_path: Path) -> None:
 
 
 def test_a_recorded_session_replays_onto_a_fresh_app(desktop_factory, tmp_path: Path) -> None:
-    from agent.replay import replay
+    from agent.replay.replayer import replay
 
     recorded_on, fresh = desktop_factory(), desktop_factory()
     launch_demo(recorded_on, tmp_path / "recorded.json")

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent import recording as rec
-from agent.recording import FORMAT, Recording, RecordingError, RecordingWriter
+from agent.recording import writer as rec
+from agent.recording.writer import FORMAT, Recording, RecordingError, RecordingWriter
 from vision.capture import Frame
 from vision.encode import decode, encode
 
@@ -230,7 +230,7 @@ def test_base64_images_never_land_in_model_log(tmp_path: Path) -> None:
 _KILLED_WRITER = """
 import sys, time
 import numpy as np
-from agent.recording import RecordingWriter
+from agent.recording.writer import RecordingWriter
 w = RecordingWriter(sys.argv[1], "run", goal="crash test")
 print(w.path, flush=True)
 frame = np.zeros((20, 30, 3), dtype=np.uint8)

@@ -13,18 +13,19 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-import agent.replay as replay_module
-from agent.cli import main as cli_main
-from agent.desktop import VirtualDesktop
+import agent.replay.replayer as replay_module
+from actions.platform.x11.desktop import VirtualDesktop
 from agent.errors import BadInput
-from agent.recording import Recording, RecordingError
-from agent.replay import InvalidRecording, replay
-from agent.runner import RunOptions, run_goal
-from agent.scripted import ScriptedModel, computer, say
-from vision.capture import Screen
+from agent.models.scripted import ScriptedModel, claude_image_size, computer, say
+from agent.recording.writer import Recording, RecordingError
+from agent.replay.replayer import InvalidRecording, replay
+from agent.session import RunOptions, run_goal
+from agent.ui.cli import main as cli_main
+from vision.capture import Frame, Screen
 from vision.geometry import Size
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo_app.py"
@@ -210,7 +211,7 @@ def test_missing_target_stops_without_clicking(recorded, secret_env, short_timeo
     meta = Recording.load(outcome.recording).meta
     assert meta["status"] == "failed" and meta["diverged"]["step"] == SUBMIT_STEP
     if label == "":  # Clear moved into Submit's place: a stale click would have cleared the form
-        from vision.ocr import find_text
+        from vision.locate.ocr import find_text
 
         final = Recording.load(outcome.recording).load_image("frames/final.png")
         assert find_text(final, "Ready")
@@ -274,8 +275,8 @@ def test_lost_target_is_healed_by_the_model(recorded, secret_env, short_timeout,
     assert healed["replayed_step"] == SUBMIT_STEP and healed["target"]["method"] == "healed"
     assert healed["action"]["coordinate"] == [x, y]
     [request] = model.requests
-    content = request["messages"][0]["content"]
-    assert content[0]["type"] == "image" and content[1]["text"] == 'click on "Submit"'
+    [turn] = request["history"]
+    assert isinstance(turn.parts[0], Frame) and turn.parts[1] == 'click on "Submit"'
     assert Recording.load(outcome.recording).model_calls[0]["purpose"] == "heal"
 
 
@@ -392,7 +393,7 @@ def test_bad_ranges_speed_and_unset_secrets_exit_2_before_anything_runs(recorded
 
 def test_cli_exit_codes(recorded, secret_env, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     def run_cli(*argv: str) -> int:
-        from agent import cli
+        from agent.ui import cli
 
         return cli.main(["replay", *argv])
 
@@ -406,18 +407,14 @@ def test_healing_keeps_the_offset_from_a_target_text(tmp_path: Path) -> None:
     """`click: {text: "Name:", offset: [180, 0]}`: the model finds the text; the click keeps its offset."""
     import numpy as np
 
-    from agent.recording import RecordingWriter
-    from agent.replay import Anchor, Lost, Planned, Replayer
+    from agent.recording.writer import RecordingWriter
+    from agent.replay.replayer import Anchor, Lost, Planned, Replayer
     from vision.capture import Frame
     from vision.geometry import ScreenMap
 
-    class Computer:
-        def to_params(self) -> dict:
-            return {"type": "computer_20250124", "name": "computer"}
-
     class Session:
-        mapping = ScreenMap.for_claude(Size(1920, 1080))  # model image 1430x804
-        computer = Computer()
+        mapping = ScreenMap(Size(1920, 1080), claude_image_size(Size(1920, 1080)))  # model image 1430x804
+        computer = SimpleNamespace(spec=None)
 
     step = {"i": 4, "action": {"action": "left_click", "coordinate": [298, 117]}, "thought": None,
             "target": {"method": "ocr", "point": [298, 117], "box": [76, 98, 160, 136], "text": "Name:"}}
@@ -435,5 +432,5 @@ def test_healing_keeps_the_offset_from_a_target_text(tmp_path: Path) -> None:
     label = Session.mapping.to_screen(400, 300)
     assert healed is not None and healed.method == "healed"
     assert healed.point == (round(label[0] + 298 - 117.5), round(label[1] + 117 - 116.5))
-    assert model.requests[0]["messages"][0]["content"][1]["text"] == 'click on "Name:"'
+    assert model.requests[0]["history"][0].parts[1] == 'click on "Name:"'
     replayer.recorder.finish("succeeded")

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.recording import Recording, RecordingError, RecordingWriter
-from agent.report import write_report
+from agent.recording.writer import Recording, RecordingError, RecordingWriter
+from agent.ui.report import write_report
 from tests.fake_anthropic import FakeAnthropic, message, text, tool_use
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -99,8 +99,8 @@ def assert_markers_placed(page: Opened, screen: dict, expected: int) -> None:
 @pytest.fixture(scope="module")
 def agent_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real `deskpilot run` on a 1920x1080 Xvfb against the fake model server."""
-    from agent.cli import main
-    from agent.desktop import VirtualDesktop
+    from actions.platform.x11.desktop import VirtualDesktop
+    from agent.ui.cli import main
     from tests.conftest import start_probe
     from vision.geometry import Size
 

@@ -14,25 +14,27 @@ import numpy as np
 import psutil
 import pytest
 
-from agent.claude import Claude, ClaudeConfig, ToolCall, Usage
-from agent.loop import Limits, LoopConfig
-from agent.recording import Recording, RecordingWriter
-from agent.rollouts import (
+from agent.budget import Limits
+from agent.loop import LoopConfig
+from agent.models.anthropic import Claude
+from agent.models.base import ModelConfig
+from agent.models.scripted import ScriptedModel, computer, say
+from agent.recording.writer import Recording, RecordingWriter
+from agent.rollouts.run import (
     ATTEMPT_HEADER,
     Attempt,
-    changed_boxes,
     fallback_choice,
     narrate,
     parse_judge_reply,
     run_rollouts,
-    screens_differ,
     temperature_supported,
     temperatures,
 )
-from agent.runner import Callbacks, RunOptions
-from agent.scripted import ScriptedModel, computer, say
-from agent.taskfile import parse_task
+from agent.session import Callbacks, RunOptions
+from agent.tasks.schema import parse_task
+from agent.types import ToolCall, Usage
 from tests.fake_anthropic import message, text, tool_use
+from vision.diff import changed_boxes, screens_differ
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_APP = ROOT / "examples" / "demo_app.py"
@@ -54,7 +56,7 @@ checks:
 
 
 def options(tmp_path: Path, **limits: object) -> RunOptions:
-    return RunOptions(claude=ClaudeConfig(model="claude-sonnet-4-6", max_retries=0, timeout_s=10.0),
+    return RunOptions(model=ModelConfig(model="claude-sonnet-4-6", max_retries=0, timeout_s=10.0),
                       loop=LoopConfig(limits=Limits(**{"max_steps": 12, "max_seconds": 90, **limits})),
                       out=tmp_path / "recordings", workdir=tmp_path)
 
@@ -86,9 +88,9 @@ def leftovers(attempt_dirs: list[str]) -> list[str]:
 def form(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Where the demo form's Name field and Submit button are on a 1280x800 display (found by OCR),
     and a picture of its title to wait for."""
-    from agent.desktop import VirtualDesktop
+    from actions.platform.x11.desktop import VirtualDesktop
     from vision.capture import Screen
-    from vision.ocr import TextFinder
+    from vision.locate.ocr import TextFinder
 
     with VirtualDesktop() as desktop:
         desktop.launch([sys.executable, str(DEMO_APP), os.devnull])
@@ -153,10 +155,10 @@ def test_six_attempts_the_cheapest_passing_one_wins_and_nothing_survives(fake, f
 
     fake.responder = responder
 
-    def factory(i: int, config: ClaudeConfig):
+    def factory(i: int, config: ModelConfig):
         if i == 3:
             raise RuntimeError("model factory exploded for attempt 3")
-        return Claude(config)
+        return Claude(config.model, config)
 
     steps: list[dict] = []
     outcome = run_rollouts(task_in(tmp_path, form), options(tmp_path), n=6, parallel=3, model_factory=factory,
@@ -208,7 +210,7 @@ def test_six_attempts_the_cheapest_passing_one_wins_and_nothing_survives(fake, f
     assert len(story) == 3 and "appeared" in story[1] and "Ada" in story[1], story
     assert "Hello Ada" in story[2] or "Saved" in story[2], story
 
-    from agent.report import write_report
+    from agent.ui.report import write_report
 
     assert "★ chosen" in write_report(outcome.recording).read_text(encoding="utf-8")
     assert leftovers(["deskpilot-attempt-"]) == []
@@ -218,7 +220,7 @@ def test_six_attempts_the_cheapest_passing_one_wins_and_nothing_survives(fake, f
 
 
 def scripted(plays: dict[int, list[list[dict]]]):
-    def factory(i: int, config: ClaudeConfig) -> ScriptedModel:
+    def factory(i: int, config: ModelConfig) -> ScriptedModel:
         assert config.extra_headers[ATTEMPT_HEADER] == str(i)
         return ScriptedModel(plays[i])
     return factory
@@ -245,12 +247,12 @@ def test_a_plain_goal_is_judged_and_the_judge_names_the_winner(tmp_path: Path) -
     assert meta["judge"]["reasoning"] == "Attempt 2 told the truth." and '"choice": 2' in meta["judge"]["raw"]
     # one call: every candidate's narrative and its first and last screenshots
     (request,) = judge.requests
-    content = request["messages"][0]["content"]
-    words = "\n".join(block.get("text", "") for block in content)
+    (turn,) = request["history"]
+    words = turn.text
     assert "## Attempt 0" in words and "## Attempt 1" in words and "## Attempt 2" in words
     assert "1. left_click (100, 100) -> no visible change" in words and "IMPOSSIBLE" in words
-    assert sum(block["type"] == "image" for block in content) == 6
-    assert request["tools"][0]["name"] == "choose_attempt"
+    assert len(turn.images) == 6
+    assert request["tools"][0].name == "choose_attempt"
 
 
 def test_an_unparseable_judge_reply_falls_back_to_the_cheapest_success(tmp_path: Path) -> None:
@@ -309,7 +311,7 @@ def test_ctrl_c_stops_every_attempt_and_cleans_up(tmp_path: Path) -> None:
     calls: list[int] = []
     pressed: list[float] = []
 
-    def factory(i: int, config: ClaudeConfig) -> ScriptedModel:
+    def factory(i: int, config: ModelConfig) -> ScriptedModel:
         calls.append(i)
         return SlowModel([])
 
@@ -401,17 +403,19 @@ def test_bad_input_and_a_missing_api_key_fail_before_any_work(monkeypatch: pytes
         run_rollouts("goal", options(tmp_path), n=0, parallel=1)
     with pytest.raises(BadInput, match="--parallel"):
         run_rollouts("goal", options(tmp_path), n=2, parallel=0)
-    with pytest.raises(BadInput, match="tool table"):
+    with pytest.raises(BadInput, match="'gpt-9'"):
         run_rollouts("goal", options(tmp_path), n=2, parallel=2, models=["claude-sonnet-4-6", "gpt-9"])
+    with pytest.raises(BadInput, match="tool table"):
+        run_rollouts("goal", options(tmp_path), n=2, parallel=2, models=["claude-sonnet-4-6", "claude-future-9"])
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    monkeypatch.setattr("agent.credentials.api_key", lambda: None)
+    monkeypatch.setattr("agent.models.credentials.api_key", lambda: None)
     with pytest.raises(EnvironmentProblem) as caught:
         run_rollouts("goal", options(tmp_path), n=3, parallel=3)
     assert caught.value.exit_code == 4 and not (tmp_path / "recordings").exists()
 
 
 def test_passing_attempts_on_different_screens_go_to_the_judge(form, tmp_path: Path) -> None:
-    from agent.rollouts import _Rollouts
+    from agent.rollouts.run import _Rollouts
 
     def recorded(i: int, final: np.ndarray) -> Attempt:
         writer = RecordingWriter(tmp_path / str(i), "task", screen={"width": 300, "height": 200})
@@ -454,7 +458,7 @@ checks:
   - command: grep -q Ada "$DESKPILOT_ATTEMPT_DIR/out.json"
   - file: {{path: $DESKPILOT_ATTEMPT_DIR/out.json, contains: Ada}}
 """, encoding="utf-8")
-    result = subprocess.run([sys.executable, "-m", "agent.cli", "run", str(task), "--rollouts", "2",
+    result = subprocess.run([sys.executable, "-m", "agent.ui.cli", "run", str(task), "--rollouts", "2",
                              "--out", str(tmp_path / "rec")], capture_output=True, text=True, timeout=180,
                             cwd=ROOT, env={k: v for k, v in os.environ.items() if k != "DISPLAY"})
     assert result.returncode == 0, result.stdout + result.stderr

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.taskfile import (
+from agent.tasks.schema import (
     CHECK_KINDS,
     SETUP_KINDS,
     STEP_KINDS,
@@ -203,7 +203,7 @@ def test_models_work_from_python() -> None:
 
 
 def test_import_does_no_work() -> None:
-    code = "import sys, agent.taskfile; print('agent.loop' in sys.modules, 'Xlib' in sys.modules)"
+    code = "import sys, agent.tasks.schema; print('agent.loop' in sys.modules, 'Xlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).parent.parent)
     assert out.stdout.split() == ["False", "False"]

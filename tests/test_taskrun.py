@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agent.recording import Recording
+from agent.recording.writer import Recording
 from tests.fake_anthropic import message, text, tool_use
 from vision.capture import Screen
 from vision.encode import encode
@@ -19,7 +19,7 @@ DEMO_APP = ROOT / "examples" / "demo_app.py"
 
 
 def deskpilot(*args: str, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agent.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "agent.ui.cli", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT, env={**os.environ, **(env or {})})
 
 
@@ -60,7 +60,7 @@ def test_every_step_and_check_kind_on_the_demo_app(desktop, tmp_path: Path) -> N
     import time
     time.sleep(2.0)
     frame = Screen(desktop.display).grab()
-    from vision.ocr import find_text
+    from vision.locate.ocr import find_text
     clear = find_text(frame, "Clear")[0].box
     (tmp_path / "images").mkdir()
     (tmp_path / "images" / "clear.png").write_bytes(encode(frame.pixels[clear[1] - 6:clear[3] + 6,
@@ -271,11 +271,11 @@ def test_schema_command_prints_json_schema() -> None:
 
 
 def test_task_policy_rules_apply_to_its_model_steps(desktop, tmp_path: Path) -> None:
-    from agent.claude import ClaudeConfig
-    from agent.runner import Callbacks, RunOptions
-    from agent.scripted import ScriptedModel
-    from agent.taskfile import load_task
-    from agent.taskrun import run_task
+    from agent.models.base import ModelConfig
+    from agent.models.scripted import ScriptedModel
+    from agent.session import Callbacks, RunOptions
+    from agent.tasks.runner import run_task
+    from agent.tasks.schema import load_task
 
     task = load_task(write_task(tmp_path, """
 goal: Publish the branch.
@@ -284,11 +284,11 @@ policy:
 """))
     model = ScriptedModel([[{"type": "tool_use", "id": "toolu_push", "name": "bash",
                              "input": {"command": "git push origin main"}}]])
-    outcome = run_task(task, RunOptions(claude=ClaudeConfig(), out=tmp_path / "rec", workdir=tmp_path),
+    outcome = run_task(task, RunOptions(model=ModelConfig(), out=tmp_path / "rec", workdir=tmp_path),
                        desktop=desktop, callbacks=Callbacks(confirm_mode="allow"), model=model)
     assert outcome.result.exit_code == 0
-    answer = model.requests[1]["messages"][-1]["content"][0]
-    assert answer["is_error"] and "no-push" in answer["content"][0]["text"]
+    [(call, answer)] = model.requests[1]["history"][-1].results
+    assert call.id == "toolu_push" and not answer.ok and "no-push" in answer.error
 
 
 def test_invalid_task_policy_is_refused_at_load(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from vision.capture import Frame
-from vision.find import AmbiguousMatch, NotFound
-from vision.template import ImageMatch, find_image
+from vision.locate.find import AmbiguousMatch, NotFound
+from vision.locate.template import ImageMatch, find_image
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 

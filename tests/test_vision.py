@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from actions.executor import open_executor
+from actions.platform import open_executor
+from actions.platform.x11.desktop import VirtualDesktop
 from actions.vocabulary import parse_action
-from agent.desktop import VirtualDesktop
+from agent.models.anthropic import image_size as claude_image_size
 from vision.capture import Frame, Screen
 from vision.encode import decode, encode, encode_for_model, image_tokens
-from vision.geometry import CoordinateError, Size, fit_image_size
+from vision.geometry import CoordinateError, Size
 from vision.settle import SettleConfig, wait_until_settled
 
 TESTS = Path(__file__).parent
@@ -52,7 +53,7 @@ def test_png_is_lossless_and_model_image_has_the_declared_size() -> None:
     rng = np.random.default_rng(1)
     pixels = rng.integers(0, 255, size=(1080, 1920, 3), dtype=np.uint8)
     assert np.array_equal(decode(encode(pixels).data), pixels)
-    image = encode_for_model(pixels, fit_image_size(Size(1920, 1080)))
+    image = encode_for_model(pixels, claude_image_size(Size(1920, 1080)))
     assert image.size == Size(1430, 804) and decode(image.data).shape == (804, 1430, 3)
     assert image_tokens(image.size) == 1533
     for fmt in ("jpeg", "webp"):

@@ -6,18 +6,15 @@ Three spaces meet here:
 - logical points: what the OS input APIs take on HiDPI systems (pixels / scale).
 - model space: the image the model sees, a downscaled copy of the screen.
 
-For Claude the model image is the largest same-aspect size whose long edge is at most 1568 px
-and whose area is at most 1.15 megapixels, never upscaled; a larger image would be shrunk by
-the server, silently shifting every coordinate the model returns.
+Each model backend chooses its image size (usually the largest same-aspect size within its
+API's limits, `fit_image_size`); a larger image would be shrunk by the server, silently
+shifting every coordinate the model returns.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-CLAUDE_MAX_LONG_EDGE = 1568
-CLAUDE_MAX_PIXELS = 1_150_000
 
 
 class CoordinateError(ValueError):
@@ -50,9 +47,7 @@ class Size:
         return f"{self.width}x{self.height}"
 
 
-def fit_image_size(
-    screen: Size, max_long_edge: int = CLAUDE_MAX_LONG_EDGE, max_pixels: int = CLAUDE_MAX_PIXELS
-) -> Size:
+def fit_image_size(screen: Size, max_long_edge: int, max_pixels: int) -> Size:
     """The largest same-aspect size within both limits; never larger than `screen`."""
     w, h = screen.width, screen.height
     scale = min(1.0, max_long_edge / max(w, h), math.sqrt(max_pixels / (w * h)))
@@ -76,11 +71,6 @@ class ScreenMap:
     screen: Size
     model: Size
     scale: float = 1.0
-
-    @classmethod
-    def for_claude(cls, screen: Size, scale: float = 1.0) -> ScreenMap:
-        """The mapping for Claude's image limits."""
-        return cls(screen, fit_image_size(screen), scale)
 
     @property
     def ratio_x(self) -> float:

@@ -1,1 +1,1 @@
-"""Agent tools besides the computer: a persistent bash session and a text editor."""
+"""The tools a model can call: the computer, a bash shell and a text editor, behind one protocol."""

@@ -25,9 +25,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from actions.result import ToolError, ToolResult
+from agent.tools.base import Invocation
+from agent.types import ToolSpec
 
 if TYPE_CHECKING:
-    from anthropic.types.beta import BetaToolBash20250124Param
+    from agent.types import ToolCall
 
 # A variable is withheld from the session when its name, upper-cased, matches any of these
 # shell-style patterns. This is the one place the rule lives.
@@ -85,7 +87,6 @@ class BashTool:
     """A persistent bash session for the model: input `command: str` or `restart: true`."""
 
     name = "bash"
-    api_type = "bash_20250124"
 
     def __init__(
         self,
@@ -103,7 +104,22 @@ class BashTool:
         self._proc: subprocess.Popen[bytes] | None = None
         self._carry = ""  # output that arrived after the last command's marker (background jobs)
 
-    def __call__(self, **tool_input: object) -> ToolResult:
+    @property
+    def spec(self) -> ToolSpec:
+        """The bash tool: `command`, or `restart: true`."""
+        return ToolSpec(self.name, "Run a command in a persistent bash shell, or restart the shell.",
+                        {"type": "object", "properties": {"command": {"type": "string"},
+                                                          "restart": {"type": "boolean"}}}, kind="bash")
+
+    def validate(self, call: ToolCall) -> Invocation:
+        """Bash input is checked when it runs; bad input comes back as an error result."""
+        return Invocation(call)
+
+    def __call__(self, invocation: Invocation) -> ToolResult:
+        """Run a validated call."""
+        return self.run(**invocation.call.input)
+
+    def run(self, **tool_input: object) -> ToolResult:
         """Run `command` in the session, or restart it; every failure becomes an error result."""
         unknown = sorted(set(tool_input) - {"command", "restart"})
         if unknown:
@@ -125,10 +141,6 @@ class BashTool:
             return self._run(command)
         except ToolError as e:
             return ToolResult(error=str(e))
-
-    def to_params(self) -> BetaToolBash20250124Param:
-        """The tool definition sent to the API."""
-        return {"type": "bash_20250124", "name": "bash"}
 
     def close(self) -> None:
         """Kill the session and everything in its process group."""

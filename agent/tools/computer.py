@@ -1,57 +1,64 @@
-"""The computer tool: Claude's actions in model space, mapped onto the screen and executed."""
+"""The computer tool: a model's actions in model space, validated, mapped onto the screen and executed."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from actions.executor import Executor
 from actions.result import ToolError, ToolResult
-from actions.vocabulary import Action, ActionError, CursorPosition, Screenshot, Type, Zoom, parse_action
-from agent.claude import ToolVersion
+from actions.vocabulary import ACTION_NAMES, Action, ActionError, CursorPosition, Screenshot, Type, Zoom, parse_action
+from agent.tools.base import Invocation
+from agent.types import ToolCall, ToolSpec
 from vision.capture import Frame
 from vision.encode import resize
-from vision.geometry import CoordinateError, ScreenMap, Size, fit_image_size
+from vision.geometry import CoordinateError, ScreenMap, Size
 
 SECRET_PLACEHOLDER = re.compile(r"\{\{secret:([A-Za-z_][A-Za-z0-9_]*)\}\}")
 POINTER_ACTIONS = frozenset({"mouse_move", "left_click", "right_click", "middle_click", "double_click",
                              "triple_click", "left_click_drag", "left_mouse_down", "left_mouse_up", "scroll"})
+DESCRIPTION = ("Use the mouse and keyboard on the screen, and take screenshots. Coordinates are pixels of the "
+               "screenshot image.")
 
 
 class ComputerTool:
     """Validates a model's computer action, maps it to screen pixels and performs it.
 
-    The model sees the screen at `mapping.model` size; `display_width_px`/`display_height_px`
-    declare exactly that size. Secrets are typed from `{{secret:NAME}}` placeholders, for the
-    names in `secrets` only, so their values never reach the model.
+    The model sees the screen at `mapping.model` size; its coordinates refer to that image. `fit`
+    is the model's image budget (for zoom crops); `actions` the actions its API can express.
+    Secrets are typed from `{{secret:NAME}}` placeholders, for the names in `secrets` only, so their
+    values never reach the model.
     """
 
     name = "computer"
 
-    def __init__(self, executor: Executor, mapping: ScreenMap, version: ToolVersion,
-                 secrets: dict[str, str] | None = None) -> None:
+    def __init__(self, executor: Executor, mapping: ScreenMap, *, fit: Callable[[Size], Size],
+                 actions: frozenset[str] = frozenset(ACTION_NAMES), secrets: dict[str, str] | None = None) -> None:
         self.executor = executor
         self.mapping = mapping
-        self.version = version
+        self.fit = fit
+        self.actions = actions
         self.secrets = dict(secrets or {})
 
-    def to_params(self) -> dict[str, Any]:
-        """The tool definition sent to the API."""
-        if self.version.toolset:
-            return {"type": self.version.computer_type}
-        params: dict[str, Any] = {"type": self.version.computer_type, "name": self.name,
-                                  "display_width_px": self.mapping.model.width,
-                                  "display_height_px": self.mapping.model.height}
-        if self.version.zoom:
-            params["enable_zoom"] = True
-        return params
+    @property
+    def spec(self) -> ToolSpec:
+        """The computer tool: the canonical actions, coordinates in the model's image."""
+        parameters = {"type": "object", "required": ["action"],
+                      "properties": {"action": {"type": "string", "enum": sorted(self.actions)}}}
+        return ToolSpec(self.name, DESCRIPTION, parameters, kind="computer", display=self.mapping.model)
+
+    def validate(self, call: ToolCall) -> Invocation:
+        """The call as a screen-space action; ActionError naming the problem when it is invalid."""
+        action, model_action = self.parse(call.input)
+        return Invocation(call, action, model_action)
 
     def parse(self, data: dict[str, Any]) -> tuple[Action, Action]:
         """(action in screen pixels, action as the model sent it); ActionError if invalid."""
         model_action = parse_action(data, self.mapping.model, "model image")
-        if isinstance(model_action, Zoom) and not self.version.zoom:
-            raise ActionError(f"zoom: not available with the computer tool {self.version.computer_type}")
+        if model_action.action not in self.actions:
+            raise ActionError(f"{model_action.action}: not available with this model's computer tool")
         screen_data = model_action.model_dump(exclude_none=True)
         try:
             for key in ("coordinate", "start_coordinate"):
@@ -70,6 +77,12 @@ class ComputerTool:
             if name not in self.secrets:
                 raise ActionError(f"type: text: {{{{secret:{name}}}}} is not a secret of this task")
 
+    def __call__(self, invocation: Invocation) -> ToolResult:
+        """Perform a validated call."""
+        if invocation.action is None:
+            raise ToolError("the computer tool was given a call it did not validate")
+        return self.run(invocation.action)
+
     def run(self, action: Action) -> ToolResult:
         """Perform a screen-space action; screenshots and zooms come back as the model should see them."""
         if isinstance(action, Type) and SECRET_PLACEHOLDER.search(action.text):
@@ -86,7 +99,7 @@ class ComputerTool:
         if isinstance(action, Screenshot) and result.image is not None:
             return replace(result, image=self.model_view(result.image))
         if isinstance(action, Zoom) and result.image is not None:
-            return replace(result, image=zoom_view(result.image))
+            return replace(result, image=self.zoom_view(result.image))
         return result
 
     def model_view(self, frame: Frame) -> Frame:
@@ -95,8 +108,7 @@ class ComputerTool:
             raise ToolError(f"frame of {frame.size} is not the {self.mapping.screen} screen")
         return Frame(resize(frame.pixels, self.mapping.model), frame.origin, frame.scale, frame.time)
 
-
-def zoom_view(crop: Frame) -> Frame:
-    """A zoom crop scaled to fill Claude's image budget (upscaled when small), aspect kept."""
-    limit = fit_image_size(Size(crop.size.width * 64, crop.size.height * 64))
-    return Frame(resize(crop.pixels, limit), crop.origin, crop.scale, crop.time)
+    def zoom_view(self, crop: Frame) -> Frame:
+        """A zoom crop scaled to fill the model's image budget (upscaled when small), aspect kept."""
+        limit = self.fit(Size(crop.size.width * 64, crop.size.height * 64))
+        return Frame(resize(crop.pixels, limit), crop.origin, crop.scale, crop.time)

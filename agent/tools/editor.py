@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from actions.result import ToolError, ToolResult
+from agent.tools.base import Invocation
+from agent.types import ToolSpec
 
 if TYPE_CHECKING:
-    from anthropic.types.beta import BetaToolTextEditor20250728Param
+    from agent.types import ToolCall
 
 SNIPPET_LINES = 4  # lines of context shown around an edit
 MAX_LISTED_LINES = 20  # line numbers listed for an ambiguous old_str
@@ -46,7 +48,6 @@ class EditorTool:
     """
 
     name = "str_replace_based_edit_tool"
-    api_type = "text_editor_20250728"
 
     def __init__(self, root: Path | None = None, max_characters: int | None = None) -> None:
         if max_characters is not None and max_characters < 1:
@@ -62,7 +63,28 @@ class EditorTool:
             "undo_edit": self._undo_edit,
         }
 
-    def __call__(self, **tool_input: object) -> ToolResult:
+    @property
+    def spec(self) -> ToolSpec:
+        """The editor: commands view, create, str_replace, insert, undo_edit on absolute paths."""
+        options = {"max_characters": self.max_characters} if self.max_characters is not None else {}
+        return ToolSpec(self.name, "View, create and edit text files by absolute path.",
+                        {"type": "object", "required": ["command", "path"],
+                         "properties": {"command": {"type": "string", "enum": sorted(self._commands)},
+                                        "path": {"type": "string"}, "file_text": {"type": "string"},
+                                        "old_str": {"type": "string"}, "new_str": {"type": "string"},
+                                        "insert_line": {"type": "integer"}, "insert_text": {"type": "string"},
+                                        "view_range": {"type": "array", "items": {"type": "integer"}}}},
+                        kind="editor", options=options)
+
+    def validate(self, call: ToolCall) -> Invocation:
+        """Editor input is checked when it runs; bad input comes back as an error result."""
+        return Invocation(call)
+
+    def __call__(self, invocation: Invocation) -> ToolResult:
+        """Run a validated call."""
+        return self.run(**invocation.call.input)
+
+    def run(self, **tool_input: object) -> ToolResult:
         """Run one editor command; bad input and file errors become error results."""
         try:
             unknown = sorted(set(tool_input) - INPUT_KEYS)
@@ -78,13 +100,6 @@ class EditorTool:
         except OSError as e:
             where = f" ({e.filename})" if e.filename else ""
             return ToolResult(error=f"{e.strerror or e}{where}")
-
-    def to_params(self) -> BetaToolTextEditor20250728Param:
-        """The tool definition sent to the API."""
-        params: BetaToolTextEditor20250728Param = {"type": "text_editor_20250728", "name": self.name}
-        if self.max_characters is not None:
-            params["max_characters"] = self.max_characters
-        return params
 
     def _path(self, value: object) -> Path:
         if not isinstance(value, str) or not value.strip():

@@ -39,10 +39,10 @@ from pathlib import Path
 from tkinter import filedialog, simpledialog, ttk
 from typing import Any
 
-from agent.app_views import ERROR_COLOR, ConfirmDialog, HostBar, LiveView, ScreenFeed, StepList, step_row
-from agent.claude import DEFAULT_MODEL, MODEL_TOOLS
 from agent.errors import DeskpilotError, ExitCode
-from agent.runner import Callbacks, RunOptions
+from agent.models.base import DEFAULT_MODEL
+from agent.session import Callbacks, RunOptions
+from agent.ui.app_views import ERROR_COLOR, ConfirmDialog, HostBar, LiveView, ScreenFeed, StepList, step_row
 
 HOST_TARGET = "This desktop"
 SANDBOX_TARGET = "Sandbox (virtual desktop)"
@@ -54,9 +54,11 @@ _DISPLAY_RE = re.compile(r"^:\d+(\.\d+)?$")
 
 
 def model_choices() -> list[str]:
-    """DEFAULT_MODEL first, then every model of the tool table."""
+    """DEFAULT_MODEL first, then every model the backends know."""
+    from agent.models import registry
+
     names = [DEFAULT_MODEL]
-    names += [prefix for prefix, _ in MODEL_TOOLS if prefix not in names]
+    names += [name for name in registry.known_models() if name not in names]
     return names
 
 
@@ -70,15 +72,15 @@ def _same_display(a: str | None, b: str | None) -> bool:
 
 def expected_error(exc: BaseException) -> bool:
     """Errors that explain themselves (bad input, environment): no traceback needed."""
-    from agent.recording import RecordingError
-    from agent.taskfile import TaskFileError
+    from agent.recording.writer import RecordingError
+    from agent.tasks.schema import TaskFileError
 
     return isinstance(exc, (DeskpilotError, TaskFileError, RecordingError))
 
 
 def describe_error(exc: BaseException) -> str:
     """A message for the window: deskpilot's own errors as they are, others with their type."""
-    from agent.taskfile import TaskFileError
+    from agent.tasks.schema import TaskFileError
 
     if isinstance(exc, TaskFileError):
         return f"invalid task file:\n{exc}"
@@ -141,7 +143,7 @@ class DeskpilotApp:
         row = ttk.Frame(root, padding=8)
         row.pack(fill="x")
         ttk.Label(row, text="Model:").pack(side="left")
-        self.model_var = tk.StringVar(value=self.options.claude.model)
+        self.model_var = tk.StringVar(value=self.options.model.model)
         self.model_box = ttk.Combobox(row, textvariable=self.model_var, values=model_choices(), width=20)
         self.model_box.pack(side="left", padx=(4, 12))
         ttk.Label(row, text="Target:").pack(side="left")
@@ -406,7 +408,7 @@ class DeskpilotApp:
 
     def _run_options(self) -> RunOptions:
         model = self.model_var.get().strip() or DEFAULT_MODEL
-        return replace(self.options, claude=replace(self.options.claude, model=model), display=self._target_spec())
+        return replace(self.options, model=replace(self.options.model, model=model), display=self._target_spec())
 
     def _callbacks(self, policy_overrides: Any = None) -> Callbacks:
         return Callbacks(on_step=lambda line, usage: self._post("step", line, usage), stop=self._stop,
@@ -414,12 +416,13 @@ class DeskpilotApp:
 
     def _open_target(self, options: RunOptions, size: Any = None) -> Any:
         """Worker thread: the job's desktop. The sandbox is kept between jobs (restarted for another size)."""
-        from agent.desktop import DEFAULT_SIZE, DesktopError, VirtualDesktop, open_desktop
-        from agent.errors import BadInput, EnvironmentProblem
+        from actions.platform import DEFAULT_SIZE, DesktopError, virtual_desktop
+        from agent.errors import EnvironmentProblem
+        from agent.session import open_display
 
         try:
             if options.display != "virtual":
-                desktop = open_desktop(options.display)
+                desktop = open_display(options.display)
             else:
                 with self._sandbox_lock:
                     old = self._sandbox
@@ -432,9 +435,7 @@ class DeskpilotApp:
                             self.feed.release(old.display)
                             old.stop()
                             self._sandbox = None
-                        desktop = self._sandbox = VirtualDesktop(size).start()
-        except ValueError as exc:
-            raise BadInput(str(exc)) from None
+                        desktop = self._sandbox = virtual_desktop(size).start()
         except DesktopError as exc:
             raise EnvironmentProblem(str(exc)) from None
         self._post("target", desktop.display)
@@ -442,7 +443,7 @@ class DeskpilotApp:
 
     def _ask(self, verdict: Any, call: Any, action: Any) -> str:
         """Worker thread: the policy asks; the dialog answers "allow", "deny" or "always"."""
-        from agent.policy import describe_call
+        from agent.safety.policy import describe_call
 
         if verdict.rule and verdict.rule in self._always:  # also across a task's agent steps
             return "always"
@@ -598,9 +599,9 @@ class DeskpilotApp:
 
     # ------------------------------------------------------------------------------ workers
     def _goal_worker(self, goal: str, options: RunOptions) -> None:
-        from agent.credentials import api_key
         from agent.errors import EnvironmentProblem
-        from agent.runner import run_goal
+        from agent.models.credentials import api_key
+        from agent.session import run_goal
 
         if self.model is None and not api_key():  # here, not on the Tk thread: a keyring may be slow to answer
             raise EnvironmentProblem("no Anthropic API key: set ANTHROPIC_API_KEY, or use File \u2192 Set API "
@@ -610,8 +611,8 @@ class DeskpilotApp:
         self._post("finished", outcome.result, outcome.recording)
 
     def _task_worker(self, path: str, options: RunOptions) -> None:
-        from agent.taskfile import load_task
-        from agent.taskrun import run_task
+        from agent.tasks.runner import run_task
+        from agent.tasks.schema import load_task
 
         task = load_task(path)
         self._post("budget", task.limits.apply(options.loop.limits).max_cost_usd)
@@ -622,7 +623,7 @@ class DeskpilotApp:
         self._post("finished", outcome.result, outcome.recording)
 
     def _replay_worker(self, path: Path, options: RunOptions) -> None:
-        from agent.replay import replay
+        from agent.replay.replayer import replay
 
         size = None
         if options.display == "virtual" and options.size is None:
@@ -633,7 +634,7 @@ class DeskpilotApp:
         self._post("finished", outcome.result, outcome.recording)
 
     def _record_worker(self, options: RunOptions) -> None:
-        from agent.record import STOP_HOTKEY, record
+        from agent.replay.record import STOP_HOTKEY, record
 
         desktop = self._open_target(options)
         self._post("note", f"recording what you do on {desktop.display}; press Stop (or {STOP_HOTKEY}) to end it")
@@ -645,14 +646,14 @@ class DeskpilotApp:
     def _report_worker(self, path: Path) -> None:
         import webbrowser
 
-        from agent.report import write_report
+        from agent.ui.report import write_report
 
         report = write_report(path)
         self._post("report", report)
         webbrowser.open(report.resolve().as_uri())
 
     def _store_key(self, key: str) -> None:
-        from agent.credentials import store_api_key
+        from agent.models.credentials import store_api_key
 
         store_api_key(key)
         self._post("note", "API key saved in the system keyring")
@@ -687,8 +688,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """`deskpilot app [GOAL] [--model M] [--display D] ...` (argv None: no arguments); 0 when closed, 4 without
     a display for the window."""
-    from agent.claude import ClaudeConfig
-    from agent.loop import Limits, LoopConfig
+    from agent.budget import Limits
+    from agent.loop import LoopConfig
+    from agent.models.base import ModelConfig
     from vision.geometry import Size
 
     try:
@@ -703,7 +705,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.display not in ("auto", "host", "virtual") and not _DISPLAY_RE.match(args.display):
         print(f"deskpilot app: invalid display {args.display!r}: use auto, host, virtual or :N", file=sys.stderr)
         return int(ExitCode.BAD_INPUT)
-    options = RunOptions(claude=ClaudeConfig(model=args.model or DEFAULT_MODEL),
+    options = RunOptions(model=ModelConfig(model=args.model or DEFAULT_MODEL),
                          loop=LoopConfig(limits=Limits(args.max_steps, args.max_seconds, args.max_cost)),
                          display=args.display, size=size, out=Path(args.out))
     try:

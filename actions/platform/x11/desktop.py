@@ -23,9 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from actions.platform.base import DEFAULT_SIZE, DesktopError
 from vision.geometry import Size
 
-DEFAULT_SIZE = Size(1280, 800)
+__all__ = ["DEFAULT_SIZE", "Desktop", "DesktopError", "ExistingDisplay", "VirtualDesktop", "open_desktop"]
 _DISPLAY_RE = re.compile(r"^:\d+(\.\d+)?$")
 _GRACE = 1.0  # seconds between SIGTERM and SIGKILL
 
@@ -54,10 +55,6 @@ for q in $g; do kill -KILL -$q; done
 _live: set[Desktop] = set()
 _live_lock = threading.Lock()
 _atexit_registered = False
-
-
-class DesktopError(RuntimeError):
-    """An environment problem: no display, Xvfb missing, a server that failed to start."""
 
 
 def _stop_all() -> None:

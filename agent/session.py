@@ -1,4 +1,4 @@
-"""Wires runs together: desktop, executor, tools, recording, loop. Used by the CLI, tasks and the app."""
+"""Wires runs together: desktop, executor, model, tools, recording, loop. Used by the CLI, tasks and the app."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.claude import Claude, ClaudeConfig, Usage, tool_version_for
 from agent.errors import BadInput, EnvironmentProblem
-from agent.loop import Agent, LoopConfig, RunResult, ToolCall
-from agent.recording import RecordingWriter
+from agent.loop import Agent, LoopConfig
+from agent.models.base import ModelConfig
+from agent.recording.writer import RecordingWriter
+from agent.types import RunResult, StopSignal, ToolCall, Usage
 from vision.geometry import ScreenMap, Size
 
 
@@ -21,7 +22,7 @@ from vision.geometry import ScreenMap, Size
 class RunOptions:
     """What a run was asked to do: model, loop settings, display and output folder."""
 
-    claude: ClaudeConfig = field(default_factory=ClaudeConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
     display: str = "auto"
     size: Size | None = None
@@ -43,51 +44,68 @@ class Callbacks:
 
     on_step: Callable[[dict, Usage], None] | None = None
     confirm: Callable[[ToolCall, Any], None] | None = None  # None: the safety policy decides
-    stop: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event = field(default_factory=StopSignal)
     pause: threading.Event = field(default_factory=threading.Event)  # set: hold before the next step
     confirm_mode: str | None = None  # "ask" | "allow" | "deny"; None: ask on a terminal, else deny
     asker: Callable[..., str] | None = None  # answers "ask" verdicts (the app's dialog); None: the terminal
     policy_overrides: Any = None  # a task's own rules
 
 
+def open_display(spec: str = "auto", size: Size | None = None, window_manager: bool = False) -> Any:
+    """The desktop `--display SPEC` names, ready; BadInput for a malformed spec, EnvironmentProblem
+    when the display cannot be had."""
+    from actions.platform import DesktopError, open_desktop
+
+    try:
+        return open_desktop(spec, size, window_manager)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    except DesktopError as exc:
+        raise EnvironmentProblem(str(exc)) from None
+
+
+def open_executor(display: str) -> Any:
+    """The executor acting on `display`; EnvironmentProblem when input cannot be had there."""
+    from actions.platform import open_executor as open_platform_executor
+    from actions.result import ToolError
+
+    try:
+        return open_platform_executor(display)
+    except ToolError as exc:
+        raise EnvironmentProblem(str(exc)) from None
+
+
 class Session:
-    """One display with its executor and tools, opened for a run and closed after it."""
+    """One display with its executor, model and tools, opened for a run and closed after it."""
 
     def __init__(self, options: RunOptions, *, desktop: Any = None, secrets: dict[str, str] | None = None,
                  model: Any = None, stop: threading.Event | None = None, kill_switch: bool = True,
                  bash_env: dict[str, str] | None = None) -> None:
-        from actions.executor import open_executor
-        from actions.result import ToolError
-        from agent.desktop import DesktopError, open_desktop
+        from agent.models import registry
+        from agent.tools.base import ToolBox
         from agent.tools.bash import BashTool
         from agent.tools.computer import ComputerTool
         from agent.tools.editor import EditorTool
 
-        self.options, self._model = options, model
+        self.options = options
+        self._model = model if model is not None else registry.create(options.model)  # BadInput first
+        self._ready = model is not None
         self.usage = Usage()  # what the model steps of a task cost
-        self.stop_event = stop or threading.Event()
-        self.version = tool_version_for(options.claude.model, options.claude.tool_version)  # BadInput first
+        self.stop_event = stop or StopSignal()
         self._stack = ExitStack()
         try:
             if desktop is None:
-                try:
-                    desktop = self._stack.enter_context(open_desktop(options.display, options.size))
-                except ValueError as exc:
-                    raise BadInput(str(exc)) from None
-                except DesktopError as exc:
-                    raise EnvironmentProblem(str(exc)) from None
+                desktop = self._stack.enter_context(open_display(options.display, options.size))
             self.desktop = desktop
-            try:
-                self.executor = open_executor(desktop.display)
-            except ToolError as exc:
-                raise EnvironmentProblem(str(exc)) from None
+            self.executor = open_executor(desktop.display)
             self._stack.callback(self.executor.close)
             self.screen = self.executor.screen
-            self.mapping = ScreenMap.for_claude(self.screen.size, self.screen.scale)
-            self.computer = ComputerTool(self.executor, self.mapping, self.version, secrets)
+            self.mapping = ScreenMap(self.screen.size, self._model.image_size(self.screen.size), self.screen.scale)
+            self.computer = ComputerTool(self.executor, self.mapping, fit=self._model.image_size,
+                                         actions=self._model.computer_actions, secrets=secrets)
             bash = BashTool(cwd=options.workdir, env={"DISPLAY": desktop.display, **(bash_env or {})})
             self._stack.callback(bash.close)
-            self.tools = {"bash": bash, "str_replace_based_edit_tool": EditorTool(root=options.workdir)}
+            self.tools = ToolBox([self.computer, bash, EditorTool(root=options.workdir)])
             if kill_switch:
                 self._start_kill_switch()
             self._closed = threading.Event()
@@ -98,7 +116,7 @@ class Session:
             raise
 
     def _start_kill_switch(self) -> None:
-        from agent.killswitch import KillSwitch, current_display
+        from agent.safety.killswitch import KillSwitch, current_display
 
         # the user's keyboard is on $DISPLAY when there is one; otherwise listen on the session's display
         hotkey_display = current_display() or self.desktop.display
@@ -119,20 +137,23 @@ class Session:
 
     def stop(self, reason: str = "stopped by the user") -> None:
         """Stop the run now: the loop ends before its next step, the running action is cancelled."""
-        self.stop_event.reason = reason  # type: ignore[attr-defined]
-        self.stop_event.set()
+        if isinstance(self.stop_event, StopSignal):
+            self.stop_event.stop(reason)
+        else:
+            self.stop_event.set()
         self.executor.cancel()
 
     @property
     def model(self) -> Any:
-        """The model, created on first use (scripted tasks never need an API key)."""
-        if self._model is None:
-            self._model = Claude(self.options.claude)
+        """The model, its credentials checked on first use (scripted tasks never need an API key)."""
+        if not self._ready:
+            self._model.preflight()
+            self._ready = True
         return self._model
 
     def recorder(self, kind: str, secrets: dict[str, str] | None = None, **meta: Any) -> RecordingWriter:
         """A recording of this session's screen in the options' output folder."""
-        model = meta.pop("model", self.options.claude.model)
+        model = meta.pop("model", self.options.model.model)
         return RecordingWriter(
             self.options.out, kind, model=model,
             screen={"width": self.screen.size.width, "height": self.screen.size.height, "scale": self.screen.scale},
@@ -142,13 +163,14 @@ class Session:
     def agent(self, recorder: RecordingWriter, callbacks: Callbacks, loop: LoopConfig | None = None,
               owns_recording: bool = True) -> Agent:
         """The loop for a goal on this session."""
-        return Agent(self.model, self.computer, self.tools, recorder, loop or self.options.loop,
-                     on_step=callbacks.on_step, confirm=callbacks.confirm or self.policy_confirm(callbacks),
-                     stop=callbacks.stop, pause=callbacks.pause, owns_recording=owns_recording)
+        return Agent(self.model, self.tools, recorder, grab=self.screen.grab, view=self.computer.model_view,
+                     release=self.executor.release, config=loop or self.options.loop, on_step=callbacks.on_step,
+                     confirm=callbacks.confirm or self.policy_confirm(callbacks), stop=callbacks.stop,
+                     pause=callbacks.pause, owns_recording=owns_recording)
 
     def policy_confirm(self, callbacks: Callbacks) -> Callable[[ToolCall, Any], None]:
         """The safety policy's confirm hook: every model action is allowed, asked about or refused by rule."""
-        from agent.policy import Policy, context_provider, default_confirm_mode, make_confirm, terminal_asker
+        from agent.safety.policy import Policy, context_provider, default_confirm_mode, make_confirm, terminal_asker
 
         policy = Policy.load(overrides=callbacks.policy_overrides)
         mode = callbacks.confirm_mode or default_confirm_mode()
@@ -184,7 +206,7 @@ def run_goal(goal: str, options: RunOptions, *, desktop: Any = None, secrets: di
     """
     if not goal.strip():
         raise BadInput("the goal is empty")
-    callbacks = callbacks or Callbacks(on_step=on_step, stop=stop or threading.Event())
+    callbacks = callbacks or Callbacks(on_step=on_step, stop=stop or StopSignal())
     with Session(options, desktop=desktop, secrets=secrets, model=model, stop=callbacks.stop,
                  kill_switch=kill_switch, bash_env=bash_env) as session:
         recorder = session.recorder("run", secrets, goal=goal, extra_meta=meta)

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from actions.vocabulary import parse_action
-from agent.errors import ExitCode
-from agent.loop import BudgetExceeded, Limits, RunEnded, RunResult, Stopped
-from agent.recording import RecordingWriter
-from agent.runner import Callbacks, RunOptions, RunOutcome, Session
-from agent.taskfile import (
+from agent.budget import Limits
+from agent.errors import BudgetExceeded, ExitCode, RunEnded, Stopped
+from agent.recording.writer import RecordingWriter
+from agent.session import Callbacks, RunOptions, RunOutcome, Session
+from agent.tasks.schema import (
     AgentStep,
     CommandCheck,
     DragStep,
@@ -42,8 +42,9 @@ from agent.taskfile import (
     WaitForStep,
     WaitStep,
 )
+from agent.types import RunResult
 from vision.capture import Frame
-from vision.find import AmbiguousMatch, FindError, NotFound
+from vision.locate.find import AmbiguousMatch, FindError, NotFound
 from vision.settle import wait_until_settled
 
 POINTER_ACTIONS = {"click": "left_click", "double_click": "double_click", "triple_click": "triple_click",
@@ -76,7 +77,7 @@ class TaskRunner:
     """Runs one loaded task on a session, writing one recording."""
 
     def __init__(self, task: Task, session: Session, recorder: RecordingWriter, callbacks: Callbacks) -> None:
-        from vision.ocr import TextFinder
+        from vision.locate.ocr import TextFinder
 
         self.task, self.session, self.recorder, self.callbacks = task, session, recorder, callbacks
         self.limits: Limits = task.limits.apply(session.options.loop.limits)
@@ -256,7 +257,7 @@ class TaskRunner:
         index = getattr(query, "index", None)
         try:
             if isinstance(query, ImageQuery):
-                from vision.template import find_image
+                from vision.locate.template import find_image
 
                 match = find_image(frame, query.image, threshold=query.threshold, region=query.region, index=index)[0]
                 box, method, confidence, text = match.box, "image", match.score, None
@@ -334,6 +335,6 @@ def run_task(task: Task, options: RunOptions, *, desktop: Any = None, callbacks:
                  kill_switch=kill_switch, bash_env=bash_env) as session:
         uses_model = bool(task.goal and not task.steps) or any(isinstance(s, AgentStep) for s in task.steps)
         recorder = session.recorder("task", secrets, task=str(task.path or task.name), goal=task.goal,
-                                    model=options.claude.model if uses_model else None, extra_meta=meta)
+                                    model=options.model.model if uses_model else None, extra_meta=meta)
         result = TaskRunner(task, session, recorder, callbacks).run()
         return RunOutcome(result, recorder.path)

@@ -1,9 +1,9 @@
 """The safety policy: decides allow / ask / deny for every tool call before it executes.
 
-Rules live in YAML a person can read and change (see `agent/default_policy.yaml`, which documents
+Rules live in YAML a person can read and change (see `agent/safety/default_policy.yaml`, which documents
 the format). Three layers are merged, later ones taking precedence:
 
-1. the defaults shipped with deskpilot (`agent/default_policy.yaml`);
+1. the defaults shipped with deskpilot (`agent/safety/default_policy.yaml`);
 2. the user's file (`$XDG_CONFIG_HOME/deskpilot/policy.yaml`, by default
    `~/.config/deskpilot/policy.yaml`, or a path given to `Policy.load`);
 3. per-task overrides (a dict such as a task file's `policy:` key, or a list of rules).
@@ -19,7 +19,7 @@ so nothing shown on the screen (a web page saying "ignore your rules") can chang
 window title is read only to show the user; terminal detection uses the WM_CLASS alone.
 
 `make_confirm` turns a policy into the loop's `confirm(call, action)` hook for the modes of
-`--confirm ask|allow|deny`; a refusal raises `agent.loop.Denied`, which the loop turns into an
+`--confirm ask|allow|deny`; a refusal raises `Denied`, which the loop turns into an
 error result the model sees.
 
 The policy is a safety net against mistakes and prompt injection, not a sandbox: a determined
@@ -41,11 +41,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from actions.keys import KeyNameError, parse_combo
+from actions.result import ToolError
 from actions.vocabulary import ACTION_NAMES
 from agent.errors import BadInput
 
 if TYPE_CHECKING:
-    from agent.claude import ToolCall
+    from agent.types import ToolCall
 
 DECISIONS = ("allow", "ask", "deny")
 MODES = ("ask", "allow", "deny")
@@ -59,7 +60,7 @@ TOP_FIELDS = ("version", "default", "rules")
 MATCHER_FIELDS = ("tool", "action", "command", "text", "keys", "path_outside_workdir", "into_terminal")
 RULE_FIELDS = ("name", "decision", "reason", "enabled", *MATCHER_FIELDS)
 
-DEFAULT_POLICY = "default_policy.yaml"  # inside the `agent` package
+DEFAULT_POLICY = "default_policy.yaml"  # inside the `agent.safety` package
 NO_RULE_REASON = "no policy rule matched"
 
 # Window classes (WM_CLASS instance or class, compared case-insensitively; for reverse-DNS names
@@ -103,6 +104,10 @@ _MODIFIER_NAMES = {
     "ISO_Level3_Shift": "altgr",
 }
 Combo = tuple[frozenset[str], str]  # (modifiers, key), normalised
+
+
+class Denied(ToolError):
+    """The policy refused an action; the model is told why."""
 
 
 class PolicyError(BadInput, ValueError):
@@ -585,8 +590,8 @@ class Policy:
         """
         from importlib.resources import files
 
-        default_source = f"agent/{DEFAULT_POLICY}"
-        data, lines = _read_yaml(files("agent").joinpath(DEFAULT_POLICY).read_text("utf-8"), default_source)
+        default_source = f"agent/safety/{DEFAULT_POLICY}"
+        data, lines = _read_yaml(files("agent.safety").joinpath(DEFAULT_POLICY).read_text("utf-8"), default_source)
         layers = [_parse_layer(data, default_source, lines)]
         user = Path(path).expanduser() if path is not None else user_policy_path()
         if path is not None or user.is_file():
@@ -709,7 +714,7 @@ Asker = Callable[[Verdict, "ToolCall", Any], str]
 
 def make_confirm(policy: Policy, mode: str, context_provider: Callable[[], PolicyContext],
                  asker: Asker | None = None) -> Callable[[ToolCall, Any], None]:
-    """The loop's confirm hook for `--confirm MODE`; it raises agent.loop.Denied to refuse a call.
+    """The loop's confirm hook for `--confirm MODE`; it raises Denied to refuse a call.
 
     - "allow": everything runs except what a rule denies;
     - "deny": every "ask" is refused (nobody can answer);
@@ -719,7 +724,6 @@ def make_confirm(policy: Policy, mode: str, context_provider: Callable[[], Polic
     """
     if mode not in MODES:
         raise ValueError(f"confirm mode must be one of {', '.join(MODES)}, not {mode!r}")
-    from agent.loop import Denied
 
     always: set[str] = set()
     lock = threading.Lock()

@@ -68,7 +68,7 @@ from vision.geometry import Size
 if TYPE_CHECKING:
     from pydantic import ModelWrapValidatorHandler
 
-    from agent.loop import Limits
+    from agent.budget import Limits
 
 SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
 DEFAULT_TIMEOUT_S = 10.0
@@ -527,7 +527,7 @@ class TaskLimits(_Model):
         """`base` (default: Limits()) with the keys this task sets replaced."""
         from dataclasses import replace
 
-        from agent.loop import Limits
+        from agent.budget import Limits
 
         return replace(base or Limits(), **{name: getattr(self, name) for name in self.model_fields_set})
 
@@ -813,7 +813,7 @@ class Task(_Model):
     @classmethod
     def _policy_valid(cls, value: dict[str, Any] | list[Any] | None) -> dict[str, Any] | list[Any] | None:
         if value is not None:
-            from agent.policy import Policy, PolicyError
+            from agent.safety.policy import Policy, PolicyError
 
             try:
                 Policy.load(overrides=value, overrides_source="policy")

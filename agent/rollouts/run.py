@@ -93,7 +93,7 @@ total cost, and the wall time against the sequential time (the sum of the attemp
 each measured from its display starting to its display stopped).
 
 Apply (`apply=True`, `--apply`): when the chosen attempt succeeded, its winning path is replayed
-onto the target display (`target=`, else `options.display`: host or `:N`) with agent.replay's
+onto the target display (`target=`, else `options.display`: host or `:N`) with agent.replay.replayer's
 `replay` (verify mode: every target found again on the live screen). A task's `setup` runs on the
 target first (so the application is there, with DESKPILOT_ATTEMPT=apply and DESKPILOT_ATTEMPT_DIR=
 <parent>/apply/files), then the replay, then the task's checks, evaluated on the target; as in any
@@ -122,13 +122,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.claude import ClaudeConfig, Usage
-from agent.errors import BadInput, DeskpilotError, EnvironmentProblem, ExitCode
-from agent.loop import RunEnded, RunResult
-from agent.recording import Recording, RecordingError, RecordingWriter
-from agent.runner import Callbacks, RunOptions, RunOutcome, Session, run_goal
-from agent.taskfile import AgentStep, Task
-from agent.taskrun import TaskRunner, run_task
+from agent.errors import BadInput, DeskpilotError, ExitCode, RunEnded
+from agent.models.base import ModelConfig
+from agent.recording.writer import Recording, RecordingError, RecordingWriter
+from agent.session import Callbacks, RunOptions, RunOutcome, Session, run_goal
+from agent.tasks.runner import TaskRunner, run_task
+from agent.tasks.schema import AgentStep, Task
+from agent.types import RunResult, ToolSpec, Usage, UserTurn
+from vision.capture import Frame
+from vision.diff import changed_boxes, screens_differ
 
 if TYPE_CHECKING:
     import numpy as np
@@ -141,9 +143,6 @@ ENV_ATTEMPT = "DESKPILOT_ATTEMPT"
 ENV_ATTEMPT_DIR = "DESKPILOT_ATTEMPT_DIR"
 WATCHDOG_GRACE_S = 30.0  # an attempt this far over its time budget is stopped from outside
 POLL_S = 0.1
-DIFF_LEVEL = 32  # a pixel changed when one of its channels moved by more than this
-MIN_CHANGE_SIDE = 4  # a changed area narrower or shorter than this (px) is noise: a text cursor, a glint
-MERGE_PX = 24  # changed areas closer than this are reported as one region
 MAX_REGIONS = 3  # per step in a narrative; the rest are counted
 OCR_MAX_FRACTION = 0.5  # regions larger than this part of the screen are not read (the screenshot shows them)
 MAX_NARRATIVE_STEPS = 40  # longer attempts: the first and last 20 steps
@@ -160,20 +159,16 @@ JUDGE_SYSTEM = (
     "IMPOSSIBLE) is better than one that claims success but did not achieve the goal or did something else. "
     'Answer by calling the choose_attempt tool once, or with one JSON object {"reasoning": "...", "choice": N}.'
 )
-CHOOSE_TOOL: dict[str, Any] = {
-    "name": "choose_attempt",
-    "description": "Name the best attempt and say why.",
-    "input_schema": {
-        "type": "object",
-        "properties": {
-            "reasoning": {"type": "string", "description": "A few sentences: what each attempt achieved."},
-            "choice": {"type": "integer", "description": "The number of the best attempt."},
-        },
-        "required": ["reasoning", "choice"],
+CHOOSE_TOOL = ToolSpec("choose_attempt", "Name the best attempt and say why.", {
+    "type": "object",
+    "properties": {
+        "reasoning": {"type": "string", "description": "A few sentences: what each attempt achieved."},
+        "choice": {"type": "integer", "description": "The number of the best attempt."},
     },
-}
+    "required": ["reasoning", "choice"],
+})
 
-ModelFactory = Callable[[int, ClaudeConfig], Any]
+ModelFactory = Callable[[int, ModelConfig], Any]
 
 
 # ----------------------------------------------------------------------------- results
@@ -327,59 +322,6 @@ def models_for(n: int, models: Sequence[str] | None, default: str) -> list[str]:
 # ----------------------------------------------------------------------------- screens
 
 
-def changed_boxes(before: np.ndarray, after: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """Where two screens differ, as boxes (x0, y0, x1, y1, x1/y1 exclusive), largest first.
-
-    A pixel changed when a channel moved by more than DIFF_LEVEL; changed pixels within 2 px of
-    each other form one area, and an area narrower or shorter than MIN_CHANGE_SIDE is ignored (a
-    blinking text cursor, antialiasing). Areas closer than MERGE_PX become one box. Screens of
-    different sizes differ everywhere.
-    """
-    import cv2
-    import numpy as np
-
-    h, w = after.shape[:2]
-    if before.shape != after.shape:
-        return [(0, 0, w, h)]
-    mask = (cv2.absdiff(before, after).max(axis=2) > DIFF_LEVEL).astype(np.uint8)
-    if not mask.any():
-        return []
-    grown = cv2.dilate(mask, np.ones((5, 5), np.uint8))  # 2 px on each side: one glyph's strokes join
-    count, _, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
-    boxes = []
-    for x, y, bw, bh, _ in stats[1:count]:
-        if bw - 4 >= MIN_CHANGE_SIDE and bh - 4 >= MIN_CHANGE_SIDE:
-            boxes.append((int(x) + 2, int(y) + 2, int(x + bw) - 2, int(y + bh) - 2))
-    return _merge(boxes)
-
-
-def _merge(boxes: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
-    if len(boxes) > 200:  # a busy change: one region
-        return [(min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes),
-                 max(b[3] for b in boxes))]
-    merged = list(boxes)
-    changed = True
-    while changed:
-        changed = False
-        for i in range(len(merged)):
-            for j in range(i + 1, len(merged)):
-                a, b = merged[i], merged[j]
-                if a[0] - MERGE_PX <= b[2] and b[0] - MERGE_PX <= a[2] and a[1] - MERGE_PX <= b[3] \
-                        and b[1] - MERGE_PX <= a[3]:
-                    merged[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
-                    del merged[j]
-                    changed = True
-                    break
-            if changed:
-                break
-    return sorted(merged, key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))
-
-
-def screens_differ(a: np.ndarray, b: np.ndarray) -> bool:
-    """True when two screens differ beyond noise (see `changed_boxes`)."""
-    return bool(changed_boxes(a, b))
-
-
 def _load(path: Path | None) -> np.ndarray | None:
     if path is None:
         return None
@@ -393,7 +335,7 @@ def _load(path: Path | None) -> np.ndarray | None:
 
 def _words(pixels: np.ndarray, box: tuple[int, int, int, int]) -> Counter:
     """The words OCR reads in `box` (padded by 6 px)."""
-    from vision.ocr import OcrUnavailable, ocr
+    from vision.locate.ocr import OcrUnavailable, ocr
 
     h, w = pixels.shape[:2]
     x0, y0, x1, y1 = max(0, box[0] - 6), max(0, box[1] - 6), min(w, box[2] + 6), min(h, box[3] + 6)
@@ -445,7 +387,7 @@ def narrate(recording: Path | str, *, max_steps: int = MAX_NARRATIVE_STEPS, read
     that appeared or disappeared in each. Longer recordings keep their first and last
     `max_steps // 2` steps.
     """
-    from agent.report import describe
+    from agent.recording.describe import describe
 
     try:
         rec = Recording.load(recording)
@@ -499,40 +441,36 @@ def narrate(recording: Path | str, *, max_steps: int = MAX_NARRATIVE_STEPS, read
 # ----------------------------------------------------------------------------- the judge
 
 
-def _judge_image(path: Path | None) -> dict | None:
+def _judge_image(path: Path | None) -> Frame | None:
     pixels = _load(path)
     if pixels is None:
         return None
-    from vision.encode import encode, resize
+    from vision.encode import resize
     from vision.geometry import Size
 
     h, w = pixels.shape[:2]
     scale = min(1.0, JUDGE_IMAGE_EDGE / max(w, h))
-    small = resize(pixels, Size(max(1, round(w * scale)), max(1, round(h * scale))))
-    image = encode(small, "png")
-    return {"type": "image", "source": {"type": "base64", "media_type": image.media_type, "data": image.base64()}}
+    return Frame(resize(pixels, Size(max(1, round(w * scale)), max(1, round(h * scale)))))
 
 
-def judge_request(goal: str, candidates: Sequence[Attempt], narratives: dict[int, list[str]]) -> list[dict]:
-    """The judge's one user message: the goal, then per candidate its outcome, narrative and screenshots."""
-    content: list[dict] = [{"type": "text", "text": (
+def judge_request(goal: str, candidates: Sequence[Attempt], narratives: dict[int, list[str]]) -> list[UserTurn]:
+    """The judge's one user turn: the goal, then per candidate its outcome, narrative and screenshots."""
+    parts: list[str | Frame] = [(
         f"Goal: {goal}\n\nThe attempts below ran independently from the same starting state. For each you get "
         "its outcome, a factual narrative of its steps (after each action: what changed on the screen, as "
         "regions [x0, y0, x1, y1] in screen pixels, and the text OCR read appearing or disappearing there) "
-        "and its first and last screenshots.")}]
+        "and its first and last screenshots.")]
     for a in candidates:
         narrative = "\n".join(narratives.get(a.index) or ["(no steps)"])
-        content.append({"type": "text", "text": (
-            f"\n## Attempt {a.index}\noutcome: {a.status}; {a.steps} steps; final message: "
-            f"{_short(a.message, 400)!r}\nsteps:\n{narrative}")})
+        parts.append(f"\n## Attempt {a.index}\noutcome: {a.status}; {a.steps} steps; final message: "
+                     f"{_short(a.message, 400)!r}\nsteps:\n{narrative}")
         for label, path in (("first", a.first_frame), ("last", a.final_frame)):
             image = _judge_image(path)
             if image is not None:
-                content.append({"type": "text", "text": f"{label} screen of attempt {a.index}:"})
-                content.append(image)
+                parts += [f"{label} screen of attempt {a.index}:", image]
     names = ", ".join(str(a.index) for a in candidates)
-    content.append({"type": "text", "text": f"\nWhich attempt is best? Choose one of: {names}."})
-    return [{"role": "user", "content": content}]
+    parts.append(f"\nWhich attempt is best? Choose one of: {names}.")
+    return [UserTurn(tuple(parts))]
 
 
 def parse_judge_reply(reply: Any, allowed: Sequence[int]) -> tuple[int | None, str | None]:
@@ -610,19 +548,11 @@ def _run_one(target: Task | str, options: RunOptions, desktop: Any, callbacks: C
                bash_env=env, meta=meta)
 
 
-def _check_credentials(config: ClaudeConfig) -> None:
-    """ModelUnavailable (exit 4) when the Anthropic client has no way to authenticate.
+def _check_credentials(config: ModelConfig) -> None:
+    """ModelUnavailable (exit 4) when the model has no way to authenticate, before any attempt starts."""
+    from agent.models import registry
 
-    The SDK only finds out at the first request (with a TypeError, which would crash every
-    attempt after its setup); its client says beforehand whether it has an API key, an auth token
-    or a credentials source.
-    """
-    from agent.claude import Claude, ModelUnavailable
-
-    client = Claude(config).client
-    if hasattr(client, "api_key") and not (client.api_key or getattr(client, "auth_token", None)
-                                           or getattr(client, "_token_cache", None)):
-        raise ModelUnavailable("no API key: set ANTHROPIC_API_KEY (or store it in the keyring)")
+    registry.create(config).preflight()
 
 
 def _mark_crashed(folder: Path, kind: str, goal: str | None, task: str | None, message: str) -> Path:
@@ -656,9 +586,9 @@ def run_rollouts(task: Task | str, options: RunOptions, *, n: int, parallel: int
     """Run `n` independent attempts at `task` (a loaded task file, or a plain goal), `parallel` at a time.
 
     Each attempt runs on its own virtual display with its own recording under the parent's folder,
-    its own model (`models` in turn; default `options.claude.model`) and, where the API takes one, its
+    its own model (`models` in turn; default `options.model.model`) and, where the API takes one, its
     own temperature (0.0..1.0). `model_factory(i, claude_config)` makes attempt i's model (default:
-    agent.claude.Claude, created when first needed; the credentials are checked up front, so a missing
+    agent.models.anthropic.Claude, created when first needed; the credentials are checked up front, so a missing
     API key fails before any work, exit 4). `judge_model`: a model object (anything with
     `.query(system, messages, tools)` returning a Reply), a model name, or None for the first
     attempt's model (temperature 0 where the API takes one). `callbacks`: the run's (on_step gets
@@ -685,20 +615,20 @@ class _Rollouts:
     def __init__(self, task: Task | str, options: RunOptions, *, n: int, parallel: int, models: list[str] | None,
                  apply: bool, judge_model: Any, model_factory: ModelFactory | None, callbacks: Callbacks,
                  target: Any) -> None:
-        from agent.claude import tool_version_for
+        from agent.models import registry
 
         self.task = task if isinstance(task, Task) else None
         self.goal = task.goal if isinstance(task, Task) else task
         self.target_work = task
         self.options, self.n, self.parallel = options, n, parallel
-        self.models = models_for(n, models, options.claude.model)
+        self.models = models_for(n, models, options.model.model)
         for model in dict.fromkeys(self.models):
-            tool_version_for(model, options.claude.tool_version)  # BadInput for an unknown model, before any work
-        self.temps = temperatures(n, options.claude.temperature) if temperature_supported() else [None] * n
+            registry.create(replace(options.model, model=model))  # BadInput for an unknown model, before any work
+        self.temps = temperatures(n, options.model.temperature) if temperature_supported() else [None] * n
         uses_model = not isinstance(task, Task) or bool(task.goal and not task.steps) or any(
             isinstance(s, AgentStep) for s in task.steps)
         if uses_model and model_factory is None:  # a missing API key fails now (exit 4), not N times later
-            _check_credentials(options.claude)
+            _check_credentials(options.model)
         self.apply, self.judge_model, self.model_factory = apply, judge_model, model_factory
         self.callbacks = callbacks
         self.verified = bool(self.task and self.task.checks)
@@ -804,17 +734,12 @@ class _Rollouts:
 
     # --- displays ----------------------------------------------------------------------------
     def _open_target(self) -> Any:
-        from agent.desktop import DesktopError, open_desktop
+        from agent.session import open_display
 
-        try:
-            return open_desktop(self.options.display, self.options.size)
-        except ValueError as exc:
-            raise BadInput(str(exc)) from None
-        except DesktopError as exc:
-            raise EnvironmentProblem(str(exc)) from None
+        return open_display(self.options.display, self.options.size)
 
     def _size(self) -> Size:
-        from agent.desktop import DEFAULT_SIZE
+        from actions.platform import DEFAULT_SIZE
 
         if self.task is not None and self.task.display is not None:
             return self.task.display.size
@@ -878,7 +803,7 @@ class _Rollouts:
         display = os.environ.get("DISPLAY")
         if not display:
             return None
-        from agent.killswitch import KillSwitch
+        from agent.safety.killswitch import KillSwitch
 
         try:
             return KillSwitch(self._stop_all, display).start()
@@ -936,7 +861,7 @@ class _Rollouts:
 
     def _attempt(self, i: int) -> Attempt:
         """Attempt i from start to end, on its own display; an exception ends only this attempt."""
-        from agent.desktop import VirtualDesktop
+        from actions.platform import virtual_desktop
 
         attempt = Attempt(i, self.models[i], self.temps[i])
         if self.cancel.is_set() or self.stops[i].is_set():
@@ -952,13 +877,13 @@ class _Rollouts:
         desktop = None
         kind = "task" if self.task else "run"
         try:
-            desktop = VirtualDesktop(self.size)
+            desktop = virtual_desktop(self.size)
             with self.lock:
                 self.desktops.append(desktop)
             desktop.start()
-            claude = replace(self.options.claude, model=self.models[i], temperature=self.temps[i],
-                             extra_headers={**self.options.claude.extra_headers, ATTEMPT_HEADER: str(i)})
-            options = replace(self.options, claude=claude, display=desktop.display, size=self.size, out=out,
+            claude = replace(self.options.model, model=self.models[i], temperature=self.temps[i],
+                             extra_headers={**self.options.model.extra_headers, ATTEMPT_HEADER: str(i)})
+            options = replace(self.options, model=claude, display=desktop.display, size=self.size, out=out,
                               workdir=workdir)
             model = self.model_factory(i, claude) if self.model_factory is not None else None
             meta = {"attempt": {"index": i, "of": self.n, "temperature": self.temps[i], "parent": "../../.."}}
@@ -1072,7 +997,7 @@ class _Rollouts:
             messages = judge_request(self.goal or "", candidates, narratives)
             model = self._judge_model()
             record["model"] = getattr(getattr(model, "config", None), "model", None) or getattr(model, "name", None)
-            reply = model.query([{"type": "text", "text": JUDGE_SYSTEM}], messages, [CHOOSE_TOOL])
+            reply = model.query(JUDGE_SYSTEM, messages, [CHOOSE_TOOL])
             raw = reply.text or ""
             for call in reply.tool_calls or []:
                 raw += ("\n" if raw else "") + json.dumps({"tool": call.name, "input": call.input}, ensure_ascii=False)
@@ -1102,14 +1027,14 @@ class _Rollouts:
     def _judge_model(self) -> Any:
         if self.judge_model is not None and not isinstance(self.judge_model, str):
             return self.judge_model
-        from agent.claude import Claude
+        from agent.models import registry
 
         name = self.judge_model if isinstance(self.judge_model, str) else self.models[0]
-        config = replace(self.options.claude, model=name, temperature=0.0 if temperature_supported() else None,
+        config = replace(self.options.model, model=name, temperature=0.0 if temperature_supported() else None,
                          thinking_budget=None,
                          max_tokens=JUDGE_MAX_TOKENS,
-                         extra_headers={**self.options.claude.extra_headers, JUDGE_HEADER: "1"})
-        return Claude(config)
+                         extra_headers={**self.options.model.extra_headers, JUDGE_HEADER: "1"})
+        return registry.create(config)
 
     # --- apply ---------------------------------------------------------------------------
     def _apply(self, chosen: Attempt | None) -> dict:
@@ -1186,7 +1111,7 @@ class _Rollouts:
             info.update(status=status, message=message, checks=checks)
 
     def _replay(self, chosen: Attempt, options: RunOptions, desktop: Any) -> RunOutcome:
-        from agent.replay import replay
+        from agent.replay.replayer import replay
 
         on_step = None
         if self.callbacks.on_step is not None:

@@ -24,7 +24,7 @@ class Check:
 
 def run_checks(display: str = "auto") -> list[Check]:
     """Run every check against the display deskpilot would use for `display`."""
-    from agent.desktop import DesktopError, open_desktop
+    from actions.platform import DesktopError, open_desktop
 
     checks = [
         Check("python", "ok" if sys.version_info >= (3, 10) else "FAIL", sys.version.split()[0],
@@ -45,7 +45,7 @@ def run_checks(display: str = "auto") -> list[Check]:
 
 
 def _display_checks(display: str, virtual: bool) -> list[Check]:
-    from actions.executor import open_executor
+    from actions.platform import open_executor
     from actions.result import ToolError
     from vision.capture import CaptureError
 

@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Print the environment checks; exit 4 when something required is missing."""
-    from agent.doctor import format_table, healthy, run_checks
+    from agent.ui.doctor import format_table, healthy, run_checks
 
     checks = run_checks(args.display)
     print(format_table(checks))
@@ -105,7 +105,7 @@ def cmd_act(args: argparse.Namespace) -> int:
     import time
 
     from actions.vocabulary import ActionError, parse_action
-    from agent.recording import RecordingWriter
+    from agent.recording.writer import RecordingWriter
     from vision.settle import wait_until_settled
 
     raw = []
@@ -157,9 +157,10 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
     """Save the screen (or the model's view of it) as PNG."""
     import time
 
+    from agent.models import registry
+    from agent.models.base import DEFAULT_MODEL
     from vision.capture import CaptureError, Screen
     from vision.encode import encode, encode_for_model
-    from vision.geometry import fit_image_size
 
     out = Path(args.out or time.strftime("screenshot-%Y%m%d-%H%M%S.png"))
     if out.suffix.lower() != ".png":
@@ -171,29 +172,30 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
             frame = screen.grab()
         except CaptureError as exc:
             raise EnvironmentProblem(str(exc)) from None
-        image = encode_for_model(frame.pixels, fit_image_size(frame.size)) if args.model_size else encode(frame.pixels)
+        if args.model_size:
+            image = encode_for_model(frame.pixels, registry.image_size(DEFAULT_MODEL, frame.size))
+        else:
+            image = encode(frame.pixels)
     out.write_bytes(image.data)
     print(f"{out} {image.size} ({'model image' if args.model_size else 'screen'}, {len(image.data)} bytes)")
     return ExitCode.OK
 
 
 def _open(args: argparse.Namespace):  # noqa: ANN202 - returns a Desktop (context manager)
-    from agent.desktop import DesktopError, open_desktop
+    from agent.session import open_display
     from vision.geometry import Size
 
     try:
         size = Size.parse(args.size) if getattr(args, "size", None) else None
-        return open_desktop(args.display, size)
     except ValueError as exc:
         raise BadInput(str(exc)) from None
-    except DesktopError as exc:
-        raise EnvironmentProblem(str(exc)) from None
+    return open_display(args.display, size)
 
 
 def _executor(display: str):  # noqa: ANN202 - returns an Executor (closed by `with`)
     from contextlib import closing
 
-    from actions.executor import open_executor
+    from actions.platform import open_executor
     from actions.result import ToolError
 
     try:
@@ -204,9 +206,10 @@ def _executor(display: str):  # noqa: ANN202 - returns an Executor (closed by `w
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a goal with the model; live progress; `recording: PATH` as the last line."""
-    from agent.claude import DEFAULT_MODEL, ClaudeConfig
-    from agent.loop import Limits, LoopConfig
-    from agent.runner import Callbacks, RunOptions, run_goal
+    from agent.budget import Limits
+    from agent.loop import LoopConfig
+    from agent.models.base import DEFAULT_MODEL, ModelConfig
+    from agent.session import Callbacks, RunOptions, run_goal
     from vision.geometry import Size
 
     for name in ("max_steps", "max_seconds", "max_cost", "max_tokens", "thinking", "rollouts", "parallel"):
@@ -221,13 +224,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.rollouts is None and (args.parallel or args.apply or len(models) > 1):
         raise BadInput("--parallel, --apply and several --model need --rollouts N")
     options = RunOptions(
-        claude=ClaudeConfig(model=models[0] if models else DEFAULT_MODEL, tool_version=args.tool_version,
+        model=ModelConfig(model=models[0] if models else DEFAULT_MODEL, tool_version=args.tool_version,
                             thinking_budget=args.thinking),
         loop=LoopConfig(limits=Limits(args.max_steps, args.max_seconds, args.max_cost, args.max_tokens)),
         display=args.display, size=size, out=Path(args.out))
     callbacks = Callbacks(on_step=print_step, confirm_mode=args.confirm)
     if args.rollouts is not None:
-        from agent.rollouts import run_rollouts
+        from agent.rollouts.run import run_rollouts
 
         work = _load_task(args.goal) if args.goal.endswith((".yaml", ".yml")) else args.goal
         rollouts = run_rollouts(work, options, n=args.rollouts, parallel=args.parallel or min(args.rollouts, 4),
@@ -247,7 +250,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _load_task(path: str) -> object:
-    from agent.taskfile import TaskFileError, load_task
+    from agent.tasks.schema import TaskFileError, load_task
 
     try:
         return load_task(path)
@@ -256,12 +259,12 @@ def _load_task(path: str) -> object:
 
 
 def _run_task_file(path: str, options: object, callbacks: object = None) -> object:
-    from agent.runner import Callbacks
-    from agent.taskrun import run_task
+    from agent.session import Callbacks
+    from agent.tasks.runner import run_task
 
     task = _load_task(path)
     outcome = run_task(task, options, callbacks=callbacks or Callbacks(on_step=print_step))
-    from agent.recording import Recording
+    from agent.recording.writer import Recording
 
     for check in Recording.load(outcome.recording).meta.get("checks") or []:
         print(f"check {'ok  ' if check['ok'] else 'FAIL'} {check['check']}: {check['detail']}")
@@ -270,8 +273,8 @@ def _run_task_file(path: str, options: object, callbacks: object = None) -> obje
 
 def cmd_record(args: argparse.Namespace) -> int:
     """Record a demonstration; `recording: PATH` as the last line."""
-    from agent.record import record
-    from agent.runner import RunOptions
+    from agent.replay.record import record
+    from agent.session import RunOptions
     from vision.geometry import Size
 
     try:
@@ -286,9 +289,9 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Replay a recording; live progress; `recording: PATH` as the last line."""
-    from agent.replay import print_step as print_replay_step
-    from agent.replay import replay
-    from agent.runner import RunOptions
+    from agent.replay.replayer import print_step as print_replay_step
+    from agent.replay.replayer import replay
+    from agent.session import RunOptions
 
     outcome = replay(Path(args.recording), RunOptions(display=args.display, out=Path(args.out)), start=args.start,
                      end=args.end, speed=args.speed, verify=not args.no_verify, on_step=print_replay_step)
@@ -299,8 +302,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write a recording's report.html and print its path."""
-    from agent.recording import RecordingError
-    from agent.report import write_report
+    from agent.recording.writer import RecordingError
+    from agent.ui.report import write_report
 
     try:
         path = write_report(args.recording, embed=args.embed)
@@ -314,14 +317,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_app(args: argparse.Namespace) -> int:
     """Open the desktop app."""
-    from agent.app import main as app_main
+    from agent.ui.app import main as app_main
 
     return app_main(args.rest)
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
     """Print the task file's JSON Schema."""
-    from agent.taskfile import task_json_schema
+    from agent.tasks.schema import task_json_schema
 
     print(json.dumps(task_json_schema(), indent=2))
     return ExitCode.OK
@@ -329,9 +332,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the demo task on a fresh virtual display, with no model and no API key."""
-    from agent.runner import RunOptions
+    from agent.session import RunOptions
 
-    demo = Path(__file__).resolve().parent.parent / "examples" / "demo.yaml"
+    demo = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"
     if not demo.is_file():
         raise EnvironmentProblem(f"the demo task {demo} is missing; reinstall deskpilot from its repository")
     print(f"deskpilot demo: running {demo} on a private virtual display")

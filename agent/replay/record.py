@@ -83,7 +83,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agent.runner import RunOptions, RunOutcome
+    from agent.session import RunOptions, RunOutcome
 
 STOP_HOTKEY = "ctrl+alt+shift+s"
 SECRET_HOTKEY = "ctrl+alt+shift+p"
@@ -929,12 +929,10 @@ def record(options: RunOptions, *, desktop: Any = None, stop: threading.Event | 
     as written, secrets masked). Raises BadInput for an invalid display and EnvironmentProblem
     when the display cannot be captured or recorded.
     """
-    from agent.claude import Usage
-    from agent.desktop import DesktopError, open_desktop
-    from agent.errors import BadInput, EnvironmentProblem, ExitCode
-    from agent.loop import RunResult
-    from agent.recording import RecordingWriter
-    from agent.runner import RunOutcome
+    from agent.errors import EnvironmentProblem, ExitCode
+    from agent.recording.writer import RecordingWriter
+    from agent.session import RunOutcome, open_display
+    from agent.types import RunResult, Usage
     from vision.capture import CaptureError, Screen
 
     stop = stop or threading.Event()
@@ -944,12 +942,7 @@ def record(options: RunOptions, *, desktop: Any = None, stop: threading.Event | 
     install_executor_hook()
     with contextlib.ExitStack() as stack:
         if desktop is None:
-            try:
-                desktop = stack.enter_context(open_desktop(options.display, options.size))
-            except ValueError as exc:
-                raise BadInput(str(exc)) from None
-            except DesktopError as exc:
-                raise EnvironmentProblem(str(exc)) from None
+            desktop = stack.enter_context(open_display(options.display, options.size))
         display = desktop.display
         screen = Screen(display)
         stack.callback(_quietly, screen.close)  # mss raises on close when the server is gone

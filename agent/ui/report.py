@@ -30,11 +30,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from agent.recording import Recording
+from agent.recording.describe import POINTER_ACTIONS, describe, point_of
+from agent.recording.writer import Recording
 
 REPORT_FILE = "report.html"
-_POINTER = {"left_click", "right_click", "middle_click", "double_click", "triple_click", "mouse_move",
-            "left_mouse_down", "left_mouse_up", "scroll", "left_click_drag"}
 _MAX_OUTPUT = 4000
 
 _CSS = """
@@ -99,49 +98,6 @@ def _pct(value: float, total: float) -> str:
     return f"{100.0 * value / total:.4f}%"
 
 
-def _point(value: Any) -> tuple[float, float] | None:
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
-    ):
-        return float(value[0]), float(value[1])
-    return None
-
-
-def _fmt_xy(p: tuple[float, float]) -> str:
-    return f"({p[0]:g}, {p[1]:g})"
-
-
-def describe(action: dict) -> str:
-    """A one-line, human-readable form of a canonical action (not yet escaped)."""
-    tool, name = action.get("tool"), action.get("action")
-    if tool == "bash" and name is None:
-        return "$ " + str(action.get("command", "(restart)" if action.get("restart") else ""))
-    if tool not in (None, "computer") and name is None:
-        rest = {k: v for k, v in action.items() if k != "tool"}
-        return f"{tool} {json.dumps(rest, ensure_ascii=False)}"
-    if name == "type":
-        names = action.get("secrets") or ([action["secret"]] if action.get("secret") else [])
-        hidden = f"  [secret {', '.join(map(str, names))}]" if names else ""
-        return f"type {json.dumps(action.get('text', ''), ensure_ascii=False)}{hidden}"
-    if name in ("key", "hold_key"):
-        extra = f" for {action['duration']} s" if action.get("duration") is not None else ""
-        return f"{name} {action.get('text', '')}{extra}"
-    start, end = _point(action.get("start_coordinate")), _point(action.get("coordinate"))
-    if name == "left_click_drag" and start and end:
-        return f"drag {_fmt_xy(start)} → {_fmt_xy(end)}"
-    if name == "scroll":
-        where = f" at {_fmt_xy(end)}" if end else ""
-        return f"scroll {action.get('scroll_direction', action.get('direction', '?'))} " \
-               f"×{action.get('scroll_amount', action.get('amount', '?'))}{where}"
-    if name == "wait":
-        return f"wait {action.get('duration', '?')} s"
-    text = str(name or "?") + (f" {_fmt_xy(end)}" if end else "")
-    if action.get("text") and name in _POINTER:
-        text += f" with {action['text']}"
-    rest = {k: v for k, v in action.items() if k not in ("action", "tool", "coordinate", "text")}
-    return text + (f" {json.dumps(rest, ensure_ascii=False)}" if rest else "")
-
-
 class _Page:
     def __init__(self, rec: Recording, embed: bool) -> None:
         self.rec, self.embed = rec, embed
@@ -167,7 +123,7 @@ class _Page:
 
     def drawing(self, action: dict) -> str:
         name, out = action.get("action"), []
-        start, end = _point(action.get("start_coordinate")), _point(action.get("coordinate"))
+        start, end = point_of(action.get("start_coordinate")), point_of(action.get("coordinate"))
         if name == "left_click_drag" and self.on_screen(start) and self.on_screen(end):
             (x1, y1), (x2, y2) = start, end
             length, head = math.hypot(x2 - x1, y2 - y1), 0.025 * max(self.w, self.h)
@@ -181,12 +137,12 @@ class _Page:
                        f'y1="{y1:g}" x2="{x2:g}" y2="{y2:g}" stroke="#f59e0b" stroke-width="3" '
                        f'vector-effect="non-scaling-stroke"/>{poly}</svg>')
             out += [self.marker(start, " start"), self.marker(end, " end")]
-        elif name in _POINTER and end is not None:
+        elif name in POINTER_ACTIONS and end is not None:
             out.append(self.marker(end) if self.on_screen(end) else "")
         caption = ""
-        if name in ("type", "key", "hold_key", "scroll", "wait", "zoom") or name not in _POINTER:
+        if name in ("type", "key", "hold_key", "scroll", "wait", "zoom") or name not in POINTER_ACTIONS:
             caption = describe(action)
-        if name in _POINTER and end is not None and not self.on_screen(end):
+        if name in POINTER_ACTIONS and end is not None and not self.on_screen(end):
             caption = f"{describe(action)}  ⚠ outside the {self.w}x{self.h} screen"
         if caption:
             short = caption if len(caption) <= 160 else caption[:157] + "…"

@@ -41,7 +41,7 @@ def _point(value: Any) -> list[float] | None:
 
 def step_row(line: dict) -> dict:
     """What the step list shows of one recording step line (JSON-safe; secrets are already masked)."""
-    from agent.report import describe
+    from agent.recording.describe import describe
 
     action = line.get("action") if isinstance(line.get("action"), dict) else {}
     try:

@@ -78,13 +78,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from actions.vocabulary import ActionError, parse_action
-from agent.claude import Usage
-from agent.errors import BadInput, ExitCode
-from agent.loop import RunEnded, RunResult, Stopped
-from agent.recording import MASK, Recording, RecordingError
-from agent.runner import RunOptions, RunOutcome, Session
+from agent.errors import BadInput, ExitCode, RunEnded, Stopped
+from agent.recording.writer import MASK, Recording, RecordingError
+from agent.session import RunOptions, RunOutcome, Session
 from agent.tools.computer import SECRET_PLACEHOLDER
-from vision.find import AmbiguousMatch, Box, NotFound
+from agent.types import RunResult, Usage
+from vision.locate.find import AmbiguousMatch, Box, NotFound
 from vision.settle import wait_until_settled
 
 if TYPE_CHECKING:
@@ -141,7 +140,7 @@ class Anchor:
     def gray(self) -> np.ndarray | None:
         """The crop in gray levels, or None when it has no detail to match (a flat area)."""
         if self._gray is None:
-            from vision.template import FLAT_STD, load_template
+            from vision.locate.template import FLAT_STD, load_template
 
             gray = load_template(self.pixels)
             self._gray = gray if float(gray.std()) >= FLAT_STD and min(gray.shape) >= 3 else False
@@ -263,7 +262,7 @@ def replay(recording: Path, options: RunOptions, *, start: int | None = None, en
         meta = {"replay_of": str(source.path.resolve()), "replay_range": [first, last], "verify": verify,
                 "speed": speed, "source_kind": source.meta.get("kind"), "source_status": source.meta.get("status")}
         recorder = session.recorder("replay", secrets, goal=source.meta.get("goal"), extra_meta=meta)
-        recorder.set_meta(model=getattr(model, "name", None) or (session.options.claude.model if model else None))
+        recorder.set_meta(model=getattr(model, "name", None) or (session.options.model.model if model else None))
         replayer = Replayer(source, plan, session, recorder, speed=speed, verify=verify, model=model,
                             on_step=on_step)
         result = replayer.run()
@@ -444,7 +443,7 @@ class Replayer:
     def __init__(self, source: Recording, plan: list[Planned], session: Session, recorder: Any, *,
                  speed: float = 1.0, verify: bool = True, model: Any = None,
                  on_step: Callable[[dict, Usage], None] | None = None) -> None:
-        from vision.ocr import TextFinder
+        from vision.locate.ocr import TextFinder
 
         self.source, self.plan, self.session, self.recorder = source, plan, session, recorder
         self.speed, self.verify, self.model, self.on_step = speed, verify, model, on_step
@@ -571,7 +570,7 @@ class Replayer:
                     match = self.find_text(frame, condition["text"], condition.get("box"), min_score=None)
                     box, confidence = match.box, match.score
                 else:
-                    from vision.template import find_image
+                    from vision.locate.template import find_image
 
                     found = find_image(frame, template, threshold=MATCH_MIN, scales=self.scales)[0]
                     box, confidence = found.box, found.score
@@ -686,7 +685,7 @@ class Replayer:
 
     def look(self, item: Planned, frame: Frame) -> Located | Lost:
         """One look on one frame: template, then OCR (see the module docstring)."""
-        from vision.template import find_image
+        from vision.locate.template import find_image
 
         anchor = item.anchor
         assert anchor is not None
@@ -735,7 +734,7 @@ class Replayer:
         read (incrementally, by one TextFinder). `min_score` None: a condition, where any match
         will do (no uniqueness check, the task runner's default score).
         """
-        from vision.ocr import DEFAULT_MIN_SCORE, find_text
+        from vision.locate.ocr import DEFAULT_MIN_SCORE, find_text
 
         score = DEFAULT_MIN_SCORE if min_score is None else min_score
         regions: list[Box] = []
@@ -768,8 +767,8 @@ class Replayer:
 
     def rendered_elsewhere(self, frame: Frame, box: Box) -> list[Any]:
         """Other places where the pixels of `box` are drawn the same (template score >= MATCH_MIN)."""
-        from vision.find import intersect
-        from vision.template import FLAT_STD, find_image
+        from vision.locate.find import intersect
+        from vision.locate.template import FLAT_STD, find_image
 
         x0, y0, x1, y1 = box
         crop = frame.pixels[max(0, y0):y1, max(0, x0):x1]
@@ -802,7 +801,8 @@ class Replayer:
 
     def heal(self, item: Planned, frame: Frame, lost: Lost) -> Located | None:
         """Ask the model once where the lost target is; None when it gives no usable click."""
-        from agent.context import image_block, system_blocks
+        from agent.types import UserTurn
+        from vision.capture import Frame
         from vision.encode import resize
 
         assert item.anchor is not None
@@ -811,11 +811,11 @@ class Replayer:
         text = (target or {}).get("text") if isinstance(target, dict) else None
         description = (step.get("thought") or "").strip() or (f'"{text}"' if text else "") or item.describe()
         mapping = self.session.mapping
-        system = system_blocks(HEAL_SYSTEM.format(width=mapping.model.width, height=mapping.model.height), False)
-        messages = [{"role": "user", "content": [image_block(resize(frame.pixels, mapping.model)),
-                                                 {"type": "text", "text": f"click on {description[:500]}"}]}]
+        system = HEAL_SYSTEM.format(width=mapping.model.width, height=mapping.model.height)
+        view = Frame(resize(frame.pixels, mapping.model), frame.origin, frame.scale, frame.time)
+        request = [UserTurn((view, f"click on {description[:500]}"))]
         try:
-            reply = self.model.query(system, messages, [self.session.computer.to_params()])
+            reply = self.model.query(system, request, [self.session.computer.spec])
         except Exception as exc:  # the replay stops as lost; the reason is kept
             lost.message += f"; healing failed: {exc}"
             return None
@@ -823,7 +823,7 @@ class Replayer:
         self.recorder.add_usage(**reply.usage.as_dict())
         self.recorder.add_model_call({"purpose": "heal", "replayed_step": item.i, "model": reply.model,
                                       "stop_reason": reply.stop_reason, "latency_ms": round(reply.latency_s * 1000),
-                                      "usage": reply.usage.as_dict(), "response": reply.content})
+                                      "usage": reply.usage.as_dict(), "response": reply.raw})
         for call in reply.tool_calls:
             coordinate = call.input.get("coordinate")
             if call.name == "computer" and call.input.get("action") == "left_click" and coordinate:
@@ -870,8 +870,8 @@ class Replayer:
 
 def _nearest_line(pixels: np.ndarray, origin: tuple[int, int], point: tuple[int, int]) -> tuple[str, Box] | None:
     """The words (not cut by the image's edge) of the text line nearest `point`, and their box."""
-    from vision.find import union
-    from vision.ocr import OcrUnavailable, ocr
+    from vision.locate.find import union
+    from vision.locate.ocr import OcrUnavailable, ocr
 
     if pixels.ndim != 3 or min(pixels.shape[:2]) < 8:
         return None

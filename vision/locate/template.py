@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vision.find import Box, NotFound, box_center, check_region, choose, intersect, iou
+from vision.locate.find import Box, NotFound, box_center, check_region, choose, intersect, iou
 
 if TYPE_CHECKING:
     import numpy as np

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vision.find import (
+from vision.locate.find import (
     Box,
     NotFound,
     box_area,
