@@ -115,7 +115,8 @@ def test_models_come_from_the_wheel_and_nothing_is_downloaded(tmp_path: Path) ->
 def test_importing_does_no_work_and_needs_neither_agent_nor_actions() -> None:
     script = (
         f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
-        "import vision.locate.ocr, vision.locate.template, vision.locate.find; "
+        "import vision.locate.ocr, vision.locate.template, vision.locate.find, vision.locate.ocr_engine, "
+        "vision.locate.ocr_cache, vision.locate.text_match; "
         "heavy = {'agent', 'actions', 'rapidocr', 'onnxruntime', 'cv2'} & set(sys.modules); "
         "print(sorted(heavy))"
     )
