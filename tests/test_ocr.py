@@ -292,6 +292,17 @@ def test_not_found_names_the_closest_candidates() -> None:
         ocr.find_text(canvas.frame(), "   ")
 
 
+def test_similarity_is_one_minus_edit_distance_over_the_longer_length() -> None:
+    from vision.locate.text_match import similarity
+
+    assert similarity("settings", "settings") == 1.0 and similarity("", "") == 1.0
+    assert similarity("kitten", "sitting") == 1 - 3 / 7
+    assert similarity("accuontsettings", "accountsettings") == 1 - 2 / 15  # a swap is two edits
+    assert similarity("abcde", "abxde", floor=0.8) == 0.8  # exactly at the floor still counts
+    assert similarity("abcde", "axxde", floor=0.8) == 0.0  # below the floor: 0
+    assert similarity("abc", "", floor=0.0) == 0.0
+
+
 def test_a_query_of_symbols_only_matches_those_symbols() -> None:
     words = [ocr.TextBox("+", (10, 10, 20, 24), 0.9, 1), ocr.TextBox("-", (40, 10, 50, 24), 0.9, 2)]
     [match] = ocr.match_text(words, "+")

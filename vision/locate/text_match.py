@@ -67,23 +67,16 @@ def normalize(text: str) -> str:
 
 def similarity(a: str, b: str, floor: float = 0.0) -> float:
     """`1 - edit distance / longer length` (1.0 for equal strings); 0.0 when below `floor`."""
+    from rapidfuzz.distance import Levenshtein
+
     if a == b:
         return 1.0
     longest = max(len(a), len(b))
     if longest == 0:
         return 0.0
-    budget = int((1.0 - floor) * longest + 1e-9)
-    if abs(len(a) - len(b)) > budget:
-        return 0.0
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        if min(current) > budget:
-            return 0.0
-        previous = current
-    return max(0.0, 1.0 - previous[-1] / longest)
+    budget = int((1.0 - floor) * longest + 1e-9)  # the most edits that still reach `floor`
+    distance = Levenshtein.distance(a, b, score_cutoff=budget)  # budget + 1 when over budget
+    return 1.0 - distance / longest if distance <= budget else 0.0
 
 
 def _chains(words: Sequence[TextBox]) -> list[list[TextBox]]:
