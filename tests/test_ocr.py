@@ -116,7 +116,7 @@ def test_importing_does_no_work_and_needs_neither_agent_nor_actions() -> None:
     script = (
         f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
         "import vision.locate.ocr, vision.locate.template, vision.locate.find, vision.locate.ocr_engine, "
-        "vision.locate.ocr_cache, vision.locate.text_match; "
+        "vision.locate.ocr_cache, vision.locate.text_match, vision.diff; "
         "heavy = {'agent', 'actions', 'rapidocr', 'onnxruntime', 'cv2'} & set(sys.modules); "
         "print(sorted(heavy))"
     )

@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from vision.diff import changed_pixels, changed_tiles
 from vision.locate.find import Box, box_area, intersect, union
 from vision.locate.ocr_engine import OcrEngine, TextBox, as_bgr, frame_box, get_engine, pixels_of
 from vision.locate.text_match import DEFAULT_MIN_SCORE, TextMatch, match_text
@@ -32,11 +33,11 @@ class TextFinder:
     """OCR with memory: keeps the last frame's words and, for the next frame, re-reads only
     the parts that changed. A look-up on an unchanged frame costs no OCR at all.
 
-    Changed pixels are found by diffing against the previous frame, in `tile`-pixel tiles;
-    each changed area is padded, grown to cover every known word it touches (a word that
-    changed in part is read again whole), read, and its words replace the old ones there.
-    When more than `full_fraction` of the frame changed, or the frame's size or origin
-    differ, the whole frame is read again. Thread-safe.
+    Changed pixels are found by diffing against the previous frame (`vision.diff`), grouped in
+    `tile`-pixel tiles; each changed area is padded by `pad` (x, y), grown to cover every known
+    word it touches (a word that changed in part is read again whole), read, and its words
+    replace the old ones there. When more than `full_fraction` of the frame changed, or the
+    frame's size or origin differ, the whole frame is read again. Thread-safe.
     """
 
     def __init__(self, *, tile: int = 16, pad: tuple[int, int] = (24, 8), full_fraction: float = 0.4) -> None:
@@ -65,18 +66,16 @@ class TextFinder:
             previous = self._pixels
             if previous is None or previous.shape != pixels.shape or origin != self._origin:
                 return self._read_all(engine, pixels, origin)
-            h, w = pixels.shape[:2]
-            diff = cv2.absdiff(previous, pixels).reshape(h, w * 3)
-            changed_bytes = cv2.countNonZero(diff)
-            if changed_bytes == 0:
+            changed = changed_pixels(previous, pixels)
+            changed_count = cv2.countNonZero(changed)
+            if changed_count == 0:
                 self.stats.reuses += 1
                 self.stats.last_regions = []
                 return list(self._words)
-            if changed_bytes > self.full_fraction * h * w * 3:
-                return self._read_all(engine, pixels, origin)
-            points = cv2.findNonZero(diff).reshape(-1, 2)
-            regions = self._dirty_regions(points[:, 0] // 3, points[:, 1], (h, w), origin)
             frame_area = pixels.shape[0] * pixels.shape[1]
+            if changed_count > self.full_fraction * frame_area:
+                return self._read_all(engine, pixels, origin)
+            regions = self._regions_to_read(changed, origin)
             if sum(box_area(r) for r in regions) > self.full_fraction * frame_area:
                 return self._read_all(engine, pixels, origin)
             kept = [w for w in self._words if not any(intersect(w.box, r) for r in regions)]
@@ -113,30 +112,11 @@ class TextFinder:
         self._pixels, self._origin, self._words = pixels.copy(), origin, words
         return list(words)
 
-    def _dirty_regions(
-        self, xs: np.ndarray, ys: np.ndarray, shape: tuple[int, int], origin: tuple[int, int]
-    ) -> list[Box]:
-        """Screen boxes covering the changed pixels (xs, ys), padded and grown over touched words."""
-        import cv2
-        import numpy as np
-
-        t = self.tile
-        tiles = np.zeros((-(-shape[0] // t), -(-shape[1] // t)), np.uint8)
-        tiles[ys // t, xs // t] = 1
-        count, labels = cv2.connectedComponents(tiles, connectivity=8)
-        component = labels[ys // t, xs // t]
-        px, py = self.pad
+    def _regions_to_read(self, changed: np.ndarray, origin: tuple[int, int]) -> list[Box]:
+        """Screen boxes to read again: the padded changed tiles, grown over the words they touch."""
         ox, oy = origin
-        frame = (ox, oy, ox + shape[1], oy + shape[0])
-        regions: list[Box] = []
-        for i in range(1, count):
-            sel = component == i
-            cx, cy = xs[sel], ys[sel]
-            box = (ox + int(cx.min()) - px, oy + int(cy.min()) - py, ox + int(cx.max()) + 1 + px,
-                   oy + int(cy.max()) + 1 + py)
-            clipped = intersect(box, frame)
-            if clipped is not None:
-                regions.append(clipped)
+        regions = [(x0 + ox, y0 + oy, x1 + ox, y1 + oy)
+                   for x0, y0, x1, y1 in changed_tiles(changed, tile=self.tile, pad=self.pad)]
         # Grow over touched words and merge overlapping regions until nothing changes.
         while True:
             grown = []
