@@ -115,7 +115,8 @@ def test_models_come_from_the_wheel_and_nothing_is_downloaded(tmp_path: Path) ->
 def test_importing_does_no_work_and_needs_neither_agent_nor_actions() -> None:
     script = (
         f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
-        "import vision.locate.ocr, vision.locate.template, vision.locate.find; "
+        "import vision.locate.ocr, vision.locate.template, vision.locate.find, vision.locate.ocr_engine, "
+        "vision.locate.ocr_cache, vision.locate.text_match, vision.diff; "
         "heavy = {'agent', 'actions', 'rapidocr', 'onnxruntime', 'cv2'} & set(sys.modules); "
         "print(sorted(heavy))"
     )
@@ -289,6 +290,17 @@ def test_not_found_names_the_closest_candidates() -> None:
         ocr.find_text(Canvas(300, 100).frame(), "anything")
     with pytest.raises(ValueError):
         ocr.find_text(canvas.frame(), "   ")
+
+
+def test_similarity_is_one_minus_edit_distance_over_the_longer_length() -> None:
+    from vision.locate.text_match import similarity
+
+    assert similarity("settings", "settings") == 1.0 and similarity("", "") == 1.0
+    assert similarity("kitten", "sitting") == 1 - 3 / 7
+    assert similarity("accuontsettings", "accountsettings") == 1 - 2 / 15  # a swap is two edits
+    assert similarity("abcde", "abxde", floor=0.8) == 0.8  # exactly at the floor still counts
+    assert similarity("abcde", "axxde", floor=0.8) == 0.0  # below the floor: 0
+    assert similarity("abc", "", floor=0.0) == 0.0
 
 
 def test_a_query_of_symbols_only_matches_those_symbols() -> None:

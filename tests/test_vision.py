@@ -14,6 +14,7 @@ from actions.platform.x11.desktop import VirtualDesktop
 from actions.vocabulary import parse_action
 from agent.models.anthropic import image_size as claude_image_size
 from vision.capture import Frame, Screen
+from vision.diff import changed_boxes, changed_pixels, changed_tiles
 from vision.encode import decode, encode, encode_for_model, image_tokens
 from vision.geometry import CoordinateError, Size
 from vision.settle import SettleConfig, wait_until_settled
@@ -58,6 +59,26 @@ def test_png_is_lossless_and_model_image_has_the_declared_size() -> None:
     assert image_tokens(image.size) == 1533
     for fmt in ("jpeg", "webp"):
         assert decode(encode(pixels, fmt).data).shape == pixels.shape
+
+
+def test_changed_pixels_marks_any_channel_beyond_the_level_and_tiles_group_them() -> None:
+    before = np.full((64, 96, 3), 200, np.uint8)
+    after = before.copy()
+    after[5, 7, 2] = 201  # one channel of one pixel, by one
+    after[40:44, 60:70] = 0  # a small block
+    mask = changed_pixels(before, after)
+    assert mask.shape == (64, 96) and mask.dtype == np.uint8
+    assert mask.sum() == 1 + 4 * 10 and mask[5, 7] == 1 and mask[40:44, 60:70].all()
+    assert changed_pixels(before, after, level=32).sum() == 40  # the one-step change is below the level
+    assert not changed_pixels(before, before).any()
+    with pytest.raises(ValueError):
+        changed_pixels(before, after[:32])
+    # Tiles: each group of changed pixels gets its own padded box, clipped to the image.
+    assert changed_tiles(mask, tile=16, pad=(4, 2)) == [(3, 3, 12, 8), (56, 38, 74, 46)]
+    assert changed_tiles(mask, tile=64, pad=(0, 0)) == [(7, 5, 70, 44)]  # one tile apart: one group
+    assert changed_tiles(changed_pixels(before, before)) == []
+    # Noise-free areas ignore the single pixel, report the block.
+    assert changed_boxes(before, after) == [(60, 40, 70, 44)]
 
 
 def _click_and_settle(desktop: VirtualDesktop, config: SettleConfig) -> tuple[float, Frame, Frame]:
