@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agent.recording import files
 from agent.recording import writer as rec
 from agent.recording.writer import FORMAT, Recording, RecordingError, RecordingWriter
 from vision.capture import Frame
@@ -379,8 +380,8 @@ def test_writers_started_together_get_different_folders(tmp_path: Path, monkeypa
 
     # even when the random part collides, the folder is created exclusively and retried
     suffixes = iter(["beef", "beef", "beef", "cafe"])
-    real = rec._secrets.token_hex
-    monkeypatch.setattr(rec._secrets, "token_hex", lambda n: next(suffixes) if n == 2 else real(n))
+    real = files.secrets.token_hex
+    monkeypatch.setattr(files.secrets, "token_hex", lambda n: next(suffixes) if n == 2 else real(n))
     first, second = RecordingWriter(tmp_path, "run"), RecordingWriter(tmp_path, "run")
     assert first.path != second.path and first.path.name.endswith("-run-beef")
     same_second = second.path.name[:15] == first.path.name[:15]
