@@ -69,26 +69,6 @@ def is_inside(relative: str) -> bool:
     return all(part not in ("", ".", "..") for part in parts) and not re.match(r"^[A-Za-z]:", relative)
 
 
-def problem(exc: ValidationError, limit: int = 3) -> str:
-    """The first problems of a failed validation, each naming its field: "ok: Input should be ... (got 'yes')"."""
-    parts = []
-    for error in exc.errors()[:limit]:
-        field = ".".join(str(part) for part in error["loc"]) or "(the object)"
-        got = repr(error.get("input"))
-        got = got if len(got) <= 80 else got[:77] + "..."
-        parts.append(f"{field}: {error['msg']} (got {got})" if error["type"] != "missing" else f"{field}: missing")
-    more = len(exc.errors()) - limit
-    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
-
-
-def validated(model: type[R], data: dict[str, Any], where: str, error: type[Exception] = ValueError) -> R:
-    """`data` as a `model` (see Record.from_json); `error` naming `where` and the bad fields when it is not one."""
-    try:
-        return model.from_json(data)
-    except ValidationError as exc:
-        raise error(f"{where}: {problem(exc)}") from None
-
-
 # ---------------------------------------------------------------------------------------------
 # models
 
@@ -135,8 +115,6 @@ class Record(Part, Mapping):
             return self.to_json() == dict(other)
         return NotImplemented
 
-
-R = TypeVar("R", bound=Record)
 
 
 class Screen(Part):
@@ -258,3 +236,29 @@ class Step(Record):
     recorded_action: dict[str, Any] | None = None
     skipped: str | None = None
     at: float | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# validation
+
+R = TypeVar("R", bound=Record)
+
+
+def problem(exc: ValidationError, limit: int = 3) -> str:
+    """The first problems of a failed validation, each naming its field: "ok: Input should be ... (got 'yes')"."""
+    parts = []
+    for error in exc.errors()[:limit]:
+        field = ".".join(str(part) for part in error["loc"]) or "(the object)"
+        got = repr(error.get("input"))
+        got = got if len(got) <= 80 else got[:77] + "..."
+        parts.append(f"{field}: {error['msg']} (got {got})" if error["type"] != "missing" else f"{field}: missing")
+    more = len(exc.errors()) - limit
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def validated(model: type[R], data: dict[str, Any], where: str, error: type[Exception] = ValueError) -> R:
+    """`data` as a `model` (see Record.from_json); `error` naming `where` and the bad fields when it is not one."""
+    try:
+        return model.from_json(data)
+    except ValidationError as exc:
+        raise error(f"{where}: {problem(exc)}") from None
