@@ -35,6 +35,7 @@ from agent.recording.format import (
     DEFAULT_SOURCE,
     FINAL_STATUSES,
     FORMAT,
+    FRAMES_DIR,
     KINDS,
     META_FILE,
     MODEL_FILE,
@@ -55,8 +56,9 @@ from agent.recording.reader import Recording, read_meta
 from agent.recording.redaction import MASK, Secrets
 
 __all__ = [
-    "FINAL_STATUSES", "FORMAT", "KINDS", "MASK", "SOURCES", "STATUSES", "STEP_KEYS", "TIMING_KEYS", "USAGE_KEYS",
-    "Recording", "RecordingError", "RecordingWriter", "mark_crashed",
+    "ANCHORS_DIR", "FINAL_STATUSES", "FORMAT", "FRAMES_DIR", "KINDS", "MASK", "META_FILE", "MODEL_FILE", "SOURCES",
+    "STATUSES", "STEPS_FILE", "STEP_KEYS", "TIMING_KEYS", "USAGE_KEYS", "Recording", "RecordingError",
+    "RecordingWriter", "mark_crashed",
 ]
 
 
