@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agent.recording import files
 from agent.recording import writer as rec
+from agent.recording.format import Meta, Screen, Step
 from agent.recording.writer import FORMAT, Recording, RecordingError, RecordingWriter
 from vision.capture import Frame
 from vision.encode import decode, encode
@@ -379,8 +381,8 @@ def test_writers_started_together_get_different_folders(tmp_path: Path, monkeypa
 
     # even when the random part collides, the folder is created exclusively and retried
     suffixes = iter(["beef", "beef", "beef", "cafe"])
-    real = rec._secrets.token_hex
-    monkeypatch.setattr(rec._secrets, "token_hex", lambda n: next(suffixes) if n == 2 else real(n))
+    real = files.secrets.token_hex
+    monkeypatch.setattr(files.secrets, "token_hex", lambda n: next(suffixes) if n == 2 else real(n))
     first, second = RecordingWriter(tmp_path, "run"), RecordingWriter(tmp_path, "run")
     assert first.path != second.path and first.path.name.endswith("-run-beef")
     same_second = second.path.name[:15] == first.path.name[:15]
@@ -430,3 +432,102 @@ def test_concurrent_writes_and_json_safety(tmp_path: Path) -> None:
     assert all(c["latency"] is None for c in loaded.model_calls)
     assert loaded.steps[0]["timing"]["exec_ms"] == 1.5
     assert "NaN" not in (writer.path / "model.jsonl").read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------
+# the typed models of the format
+
+
+def test_round_trip_keeps_unknown_keys(tmp_path: Path) -> None:
+    writer = RecordingWriter(tmp_path, "task", goal="g", screen={"width": 64, "height": 48, "scale": 2.0},
+                             extra_meta={"display": ":5", "custom": {"nested": [1, 2]}})
+    frame = writer.save_frame(pixels(64, 48))
+    writer.add_step(action={"action": "left_click", "coordinate": [3, 4], "new_field": True}, frame=frame,
+                    timing={"exec_ms": 2, "find_ms": 1.5, "gpu_ms": 7}, usage={"input_tokens": 3, "cost_usd": 0.1},
+                    describe="click", line=7, step=1, target={"how": "ocr"}, future_key={"a": [None, 1.5]})
+    writer.finish("succeeded")
+    # a later writer may add keys anywhere, also inside the known objects
+    on_disk = json.loads((writer.path / "meta.json").read_text(encoding="utf-8"))
+    on_disk["screen"]["dpi"] = 96
+    on_disk["summary"]["gpu_s"] = 0.5
+    (writer.path / "meta.json").write_text(json.dumps(on_disk), encoding="utf-8")
+    line = read_lines(writer.path / "steps.jsonl")[0]
+
+    loaded = Recording.load(writer.path)
+    meta, step = loaded.meta, loaded.typed_steps[0]
+    assert isinstance(meta, Meta) and isinstance(step, Step) and loaded.steps[0] == line
+    assert meta.screen == Screen(width=64, height=48, scale=2.0, dpi=96) and meta.summary.steps == 1
+    assert meta.model_extra == {"display": ":5", "custom": {"nested": [1, 2]}} and meta["custom"] == {"nested": [1, 2]}
+    assert meta == on_disk and dict(meta) == on_disk and list(meta) == list(on_disk) and "display" in meta
+    assert meta.get("nope") is None and meta["screen"] == on_disk["screen"] and meta.complete
+    assert step.i == 0 and step.frame == frame and step.timing.find_ms == 1.5
+    assert step.timing.model_extra == {"gpu_ms": 7} and step.usage.input_tokens == 3
+    assert step.describe == "click" and step.line == 7 and step.step == 1 and step.target == {"how": "ocr"}
+    assert step.model_extra == {"future_key": {"a": [None, 1.5]}} and step["future_key"] == {"a": [None, 1.5]}
+    # through the models and back to JSON: every key, known or not, survives
+    assert Meta.model_validate(on_disk).model_dump(mode="json", exclude_unset=True) == on_disk
+    assert Step.model_validate(line).model_dump(mode="json", exclude_unset=True) == line
+
+
+def _rewrite_step(folder: Path, index: int, **changes) -> None:
+    lines = read_lines(folder / "steps.jsonl")
+    lines[index].update(changes)
+    (folder / "steps.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"ok": "yes"}, r"line 2: step 1: ok: Input should be a valid boolean \(got 'yes'\)"),
+        ({"timing": {"exec_ms": "fast"}}, r"line 2: step 1: timing\.exec_ms: Input should be a valid number"),
+        ({"source": "robot"}, r"line 2: step 1: source: Input should be 'model', 'script', 'human' or 'replay'"),
+        ({"thought": ["a", "list"]}, r"line 2: step 1: thought: Input should be a valid string"),
+        ({"anchor": {"image": "frames/000001.png", "box": [0, 0, 1], "point": [0, 0]}}, r"line 2: step 1: anchor\.box"),
+    ],
+)
+def test_a_step_line_of_the_wrong_type_is_refused_naming_the_field(tmp_path: Path, changes, expected) -> None:
+    folder = _small_recording(tmp_path)
+    _rewrite_step(folder, 1, **changes)
+    with pytest.raises(RecordingError, match=expected):
+        Recording.load(folder)
+
+
+def test_a_meta_of_the_wrong_type_is_refused_naming_the_field(tmp_path: Path) -> None:
+    folder = _small_recording(tmp_path)
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    (folder / "meta.json").write_text(json.dumps({**meta, "screen": {"width": "320", "height": 200}}), encoding="utf-8")
+    with pytest.raises(RecordingError, match=r"meta\.json: screen\.width: Input should be a valid integer"):
+        Recording.load(folder)
+    (folder / "meta.json").write_text(json.dumps({**meta, "summary": {"duration_s": 1.0}}), encoding="utf-8")
+    with pytest.raises(RecordingError, match=r"meta\.json: summary\.steps: missing"):
+        Recording.load(folder)
+
+
+def test_the_writer_refuses_what_it_could_not_read_back(tmp_path: Path) -> None:
+    with RecordingWriter(tmp_path, "run", goal="g") as writer:
+        with pytest.raises(ValueError, match=r"step 0: thought: Input should be a valid string"):
+            writer.add_step(action={"action": "wait", "duration": 1}, thought={"not": "text"})
+        with pytest.raises(ValueError, match=r"meta\.json: goal: Input should be a valid string"):
+            writer.set_meta(goal=5)
+        with pytest.raises(ValueError, match=r"meta\.json: checks\.0: Input should be a valid dictionary"):
+            writer.finish("succeeded", checks=["passed"])
+        assert writer.steps == 0 and writer.meta["goal"] == "g" and not writer.finished
+        writer.add_step(action={"action": "wait", "duration": 1})
+        writer.finish("succeeded")
+    loaded = Recording.load(writer.path, partial_ok=False)
+    assert len(loaded.steps) == 1 and loaded.meta.goal == "g" and loaded.meta.checks is None
+
+
+def test_mark_crashed_ends_a_running_recording_only(tmp_path: Path) -> None:
+    folder = _small_recording(tmp_path, finish=False)
+    before = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    assert rec.mark_crashed(folder, "the attempt's process died") is True
+    meta = Recording.load(folder).meta
+    assert meta.status == "error" and meta.error == "the attempt's process died" and meta.ended
+    assert {k: v for k, v in meta.items() if k not in ("status", "error", "ended")} == \
+        {k: v for k, v in before.items() if k not in ("status", "error", "ended")}
+    assert list(meta) == list(before) and not list(folder.glob(".*"))
+    ended = (folder / "meta.json").read_bytes()
+    assert rec.mark_crashed(folder, "again") is False and (folder / "meta.json").read_bytes() == ended
+    with pytest.raises(RecordingError, match=r"meta\.json: missing"):
+        rec.mark_crashed(tmp_path / "nothing-here", "x")
