@@ -78,7 +78,8 @@ def open_listener(display: str, sink: Sink, *, motion: bool = False) -> Listener
     """A listener (not yet started) sending every key and button event of `display` to `sink`.
 
     Pointer motion is sent only while a button is held (drags), or always with `motion`. Raises
-    RuntimeError or OSError (e.g. RuntimeError when the server cannot report input).
+    when the display cannot be listened to (RuntimeError when its server cannot report input,
+    the backend's connection errors otherwise).
     """
     return get_backend().open_listener(display, sink, motion=motion)
 
