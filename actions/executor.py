@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import TYPE_CHECKING
 
 from actions.keys import parse_keys, parse_modifiers, resolve_key
 from actions.result import ToolError, ToolResult
@@ -32,7 +33,10 @@ from actions.vocabulary import (
 )
 from vision.capture import Screen
 
-# Set by agent.replay.record while it records in this process, so deskpilot's own input is not recorded.
+if TYPE_CHECKING:
+    from actions.platform.base import Input
+
+# Set by agent.replay.recorder while it records in this process, so deskpilot's own input is not recorded.
 inject_guard: Callable[[], AbstractContextManager[object]] = nullcontext
 
 CLICKS: dict[str, tuple[int, int]] = {  # action -> (button, count)
@@ -51,9 +55,9 @@ class Cancelled(Exception):
 class Executor:
     """Performs actions on one display: `perform(action)` returns a ToolResult, never raises."""
 
-    def __init__(self, screen: Screen, backend: object) -> None:
+    def __init__(self, screen: Screen, backend: Input) -> None:
         self.screen = screen
-        self.backend = backend  # X11Input or another object with the same methods
+        self.backend = backend  # the platform backend's input on this display
         self._cancel = threading.Event()
         self._held_buttons: set[int] = set()  # pressed on purpose by left_mouse_down
 
@@ -159,14 +163,10 @@ class Executor:
             self._held_buttons.discard(1)
 
     def _Scroll(self, action: Scroll) -> None:
-        from actions.platform.x11.input import SCROLL_BUTTONS
-
         if action.coordinate:
             self.backend.move(*action.coordinate)
         with self._holding(action.text):
-            for _ in range(action.scroll_amount):
-                self.backend.button(SCROLL_BUTTONS[action.scroll_direction], True)
-                self.backend.button(SCROLL_BUTTONS[action.scroll_direction], False)
+            self.backend.scroll(action.scroll_direction, action.scroll_amount)
 
     def _Type(self, action: Type) -> None:
         text = action.text.replace("\r\n", "\n")

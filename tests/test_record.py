@@ -15,18 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from actions.platform.base import RawEvent
+from actions.platform.x11.keymap import Keymap
 from actions.vocabulary import parse_action
 from agent.recording.writer import Recording
-from agent.replay.record import (
-    MASK,
-    Keymap,
-    Merger,
-    RawEvent,
-    injecting,
-    install_executor_hook,
-    record,
-    was_injected,
-)
+from agent.replay.merger import MASK, Merger
+from agent.replay.recorder import injecting, install_executor_hook, record, was_injected
 from agent.session import RunOptions
 from vision.capture import Screen
 from vision.geometry import Size
@@ -498,7 +492,7 @@ def test_events_injected_by_deskpilot_are_not_recorded(desktop, tmp_path: Path) 
 def test_ctrl_c_ends_the_recording_normally(desktop, tmp_path: Path) -> None:
     code = (
         "import sys; from pathlib import Path\n"
-        "from agent.replay.record import record\n"
+        "from agent.replay.recorder import record\n"
         "from agent.session import RunOptions\n"
         "outcome = record(RunOptions(display=sys.argv[1], out=Path(sys.argv[2])))\n"
         "print(f'recording: {outcome.recording}', flush=True)\n"

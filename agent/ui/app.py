@@ -634,7 +634,7 @@ class DeskpilotApp:
         self._post("finished", outcome.result, outcome.recording)
 
     def _record_worker(self, options: RunOptions) -> None:
-        from agent.replay.record import STOP_HOTKEY, record
+        from agent.replay.recorder import STOP_HOTKEY, record
 
         desktop = self._open_target(options)
         self._post("note", f"recording what you do on {desktop.display}; press Stop (or {STOP_HOTKEY}) to end it")

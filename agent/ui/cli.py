@@ -273,7 +273,7 @@ def _run_task_file(path: str, options: object, callbacks: object = None) -> obje
 
 def cmd_record(args: argparse.Namespace) -> int:
     """Record a demonstration; `recording: PATH` as the last line."""
-    from agent.replay.record import record
+    from agent.replay.recorder import record
     from agent.session import RunOptions
     from vision.geometry import Size
 

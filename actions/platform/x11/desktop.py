@@ -1,10 +1,7 @@
 """Where the agent acts: the host display, an existing X display, or a private Xvfb.
 
 Every program a desktop starts (Xvfb, the window manager, launched apps) runs in its own process
-group and is registered with a tiny per-desktop guard process (the "reaper", a /bin/sh script).
-The reaper reads process-group ids from a pipe; when the pipe closes without a final "done" line
-(the owner crashed, was SIGKILLed or forgot to stop) it kills every registered group. So no
-orphans survive, whichever thread created the desktop and however its owner ends.
+group, guarded by the desktop's reaper (see reaper.py), so no orphans survive its owner.
 """
 
 from __future__ import annotations
@@ -15,7 +12,6 @@ import os
 import re
 import select
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -24,33 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from actions.platform.base import DEFAULT_SIZE, DesktopError
+from actions.platform.x11.reaper import Reaper, end_groups, live_groups
 from vision.geometry import Size
 
 __all__ = ["DEFAULT_SIZE", "Desktop", "DesktopError", "ExistingDisplay", "VirtualDesktop", "open_desktop"]
 _DISPLAY_RE = re.compile(r"^:\d+(\.\d+)?$")
-_GRACE = 1.0  # seconds between SIGTERM and SIGKILL
-
-# Lines "PGID" register a group, "-PGID" forget one, "done" means exit without killing.
-_REAPER_SCRIPT = """
-trap '' HUP INT
-g=
-while read -r p; do
-  case $p in
-    done) exit 0 ;;
-    -*) n=; for q in $g; do [ "$q" = "${p#-}" ] || n="$n $q"; done; g=$n ;;
-    *) g="$g $p" ;;
-  esac
-done
-[ -n "$g" ] || exit 0
-for q in $g; do kill -TERM -$q; done
-i=0
-while [ $i -lt 10 ]; do
-  a=; for q in $g; do kill -0 -$q && a=1; done
-  [ -n "$a" ] || exit 0
-  sleep 0.1; i=$((i + 1))
-done
-for q in $g; do kill -KILL -$q; done
-"""
 
 _live: set[Desktop] = set()
 _live_lock = threading.Lock()
@@ -77,28 +51,6 @@ def _connect(display: str) -> Any:
         ) from exc
 
 
-def _live_groups(pgids: set[int]) -> set[int]:
-    """The process groups among `pgids` that still have a running (non-zombie) member."""
-    live: set[int] = set()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()  # state, ppid, pgrp, ...
-        if fields[0] != b"Z" and int(fields[2]) in pgids:
-            live.add(int(fields[2]))
-    return live
-
-
-def _killpg(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
 class Desktop:
     """An X display the agent can act on, plus the programs started on it."""
 
@@ -106,7 +58,7 @@ class Desktop:
         self.display = display
         self.kind = kind
         self._procs: list[subprocess.Popen] = []
-        self._reaper: subprocess.Popen | None = None
+        self._reaper: Reaper | None = None
         self._lock = threading.RLock()
         self._stopped = False
 
@@ -149,26 +101,25 @@ class Desktop:
             kwargs.setdefault("stdin", subprocess.DEVNULL)
             proc = subprocess.Popen(argv, start_new_session=True, **kwargs)
             self._procs.append(proc)
-            self._tell_reaper(str(proc.pid))
+            self._guard(proc.pid)
             return proc
 
     def _start_reaper(self) -> None:
         global _atexit_registered
-        # In its own session, so neither a Ctrl-C nor a killpg meant for us reaches it.
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-        self._reaper = subprocess.Popen(
-            ["/bin/sh", "-c", _REAPER_SCRIPT], stdin=subprocess.PIPE, start_new_session=True, **quiet
-        )
+        self._reaper = Reaper()
         with _live_lock:
             _live.add(self)
             if not _atexit_registered:
                 atexit.register(_stop_all)
                 _atexit_registered = True
 
-    def _tell_reaper(self, line: str) -> None:
+    def _guard(self, pgid: int, forget: bool = False) -> None:
+        assert self._reaper is not None
         try:
-            self._reaper.stdin.write(f"{line}\n".encode())
-            self._reaper.stdin.flush()
+            if forget:
+                self._reaper.forget(pgid)
+            else:
+                self._reaper.register(pgid)
         except OSError as exc:
             raise DesktopError(f"the orphan guard of display {self.display} died: {exc}") from exc
 
@@ -176,9 +127,9 @@ class Desktop:
         """Drop programs whose whole group has ended, so a reused pid is never killed."""
         done = {p.pid: p for p in self._procs if p.poll() is not None}
         if done:
-            for pgid in set(done) - _live_groups(set(done)):
+            for pgid in set(done) - live_groups(set(done)):
                 self._procs.remove(done[pgid])
-                self._tell_reaper(f"-{pgid}")
+                self._guard(pgid, forget=True)
 
     def stop(self) -> None:
         """Terminate every started program's process group (TERM, ~1 s grace, KILL); idempotent."""
@@ -189,31 +140,11 @@ class Desktop:
             procs, self._procs = self._procs, []
             clean = False
             try:
-                pgids = {p.pid for p in procs}
-                for pgid in pgids:
-                    _killpg(pgid, signal.SIGTERM)
-                deadline = time.monotonic() + _GRACE
-                while True:
-                    for p in procs:
-                        p.poll()
-                    live = _live_groups(pgids)
-                    if not live or time.monotonic() > deadline:
-                        break
-                    time.sleep(0.02)
-                for pgid in live:
-                    _killpg(pgid, signal.SIGKILL)
-                for p in procs:
-                    p.wait(timeout=5)
+                end_groups(procs)
                 clean = True
             finally:
                 if self._reaper is not None:
-                    try:
-                        if clean:  # else the reaper kills whatever is left on EOF
-                            self._reaper.stdin.write(b"done\n")
-                        self._reaper.stdin.close()
-                    except OSError:
-                        pass
-                    self._reaper.wait(timeout=5)
+                    self._reaper.close(clean)  # unless clean, the reaper kills whatever is left
                 with _live_lock:
                     _live.discard(self)
 

@@ -11,12 +11,12 @@ import threading
 import time
 from typing import Any
 
-from actions.keys import char_keysym
+from actions.keys import XK_RETURN, XK_SHIFT_L, XK_TAB, char_keysym
+from actions.platform.base import WHEEL_BUTTONS
 from actions.result import ToolError
 
-SCROLL_BUTTONS = {"up": 4, "down": 5, "left": 6, "right": 7}
+SCROLL_BUTTONS = {direction: number for number, direction in WHEEL_BUTTONS.items()}  # X's wheel buttons
 REMAP_PAUSE_S = 0.05
-_SHIFT = 0xFFE1  # Shift_L
 
 
 class X11Input:
@@ -74,6 +74,13 @@ class X11Input:
                 self._buttons_down.remove(number)
             self._d.sync()
 
+    def scroll(self, direction: str, clicks: int = 1) -> None:
+        """Turn the wheel `clicks` notches up, down, left or right (X's wheel buttons 4-7)."""
+        number = SCROLL_BUTTONS[direction]
+        for _ in range(clicks):
+            self.button(number, True)
+            self.button(number, False)
+
     def has_extension(self, name: str) -> bool:
         """Whether the X server offers an extension (e.g. RECORD, which the kill switch needs)."""
         with self._lock:
@@ -121,14 +128,14 @@ class X11Input:
             keycode, shift = self._keycode(keysym)
             if down:
                 if shift:
-                    self._press_keycode(self._d.keysym_to_keycode(_SHIFT))
+                    self._press_keycode(self._d.keysym_to_keycode(XK_SHIFT_L))
                 self._press_keycode(keycode)
             else:
                 self._fake(X.KeyRelease, keycode)
                 if keycode in self._keys_down:
                     self._keys_down.remove(keycode)
                 if shift:
-                    shift_code = self._d.keysym_to_keycode(_SHIFT)
+                    shift_code = self._d.keysym_to_keycode(XK_SHIFT_L)
                     self._fake(X.KeyRelease, shift_code)
                     if shift_code in self._keys_down:
                         self._keys_down.remove(shift_code)
@@ -148,7 +155,7 @@ class X11Input:
             keysyms = [_text_keysym(ch) for ch in text]
             unmapped = [k for k in keysyms if not self._d.keysym_to_keycode(k)]
             borrowed = self._borrow(unmapped) if unmapped else {}
-            shift_code = self._d.keysym_to_keycode(_SHIFT)
+            shift_code = self._d.keysym_to_keycode(XK_SHIFT_L)
             for keysym in keysyms:
                 if keysym in borrowed:
                     keycode, shift = borrowed[keysym], False
@@ -207,7 +214,7 @@ class X11Input:
 
 
 def _text_keysym(char: str) -> int:
-    return {"\n": 0xFF0D, "\r": 0xFF0D, "\t": 0xFF09}.get(char) or char_keysym(char)
+    return {"\n": XK_RETURN, "\r": XK_RETURN, "\t": XK_TAB}.get(char) or char_keysym(char)
 
 
 def xdisplay_info(display: str | None) -> dict[str, Any]:
