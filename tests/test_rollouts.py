@@ -31,7 +31,7 @@ from agent.rollouts.run import (
     temperatures,
 )
 from agent.session import Callbacks, RunOptions
-from agent.tasks.schema import parse_task
+from agent.tasks.loader import parse_task
 from agent.types import ToolCall, Usage
 from tests.fake_anthropic import message, text, tool_use
 from vision.diff import changed_boxes, screens_differ

@@ -126,8 +126,9 @@ from agent.errors import BadInput, DeskpilotError, ExitCode, RunEnded
 from agent.models.base import ModelConfig
 from agent.recording.writer import Recording, RecordingError, RecordingWriter
 from agent.session import Callbacks, RunOptions, RunOutcome, Session, run_goal
+from agent.tasks.items import AgentStep
 from agent.tasks.runner import TaskRunner, run_task
-from agent.tasks.schema import AgentStep, Task
+from agent.tasks.schema import Task
 from agent.types import RunResult, ToolSpec, Usage, UserTurn
 from vision.capture import Frame
 from vision.diff import changed_boxes, screens_differ

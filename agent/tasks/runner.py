@@ -22,26 +22,25 @@ from agent.budget import Limits
 from agent.errors import BudgetExceeded, ExitCode, RunEnded, Stopped
 from agent.recording.writer import RecordingWriter
 from agent.session import Callbacks, RunOptions, RunOutcome, Session
-from agent.tasks.schema import (
+from agent.tasks.fields import SecretText
+from agent.tasks.items import (
     AgentStep,
     CommandCheck,
     DragStep,
     ExpectStep,
     FileCheckItem,
-    ImageQuery,
     KeyStep,
     LaunchStep,
-    PointTarget,
     RunStep,
     ScreenCheck,
     ScrollStep,
-    SecretText,
-    Task,
     TaskItem,
     TypeStep,
     WaitForStep,
     WaitStep,
 )
+from agent.tasks.schema import Task
+from agent.tasks.targets import ImageQuery, PointTarget
 from agent.types import RunResult
 from vision.capture import Frame
 from vision.locate.find import AmbiguousMatch, FindError, NotFound
