@@ -37,8 +37,10 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 class YamlProblem:
     """One thing wrong with a YAML text: its line, the path of the value concerned, and what.
 
-    `kind` is "syntax" (the text itself: invalid YAML, too many values), "value" (a key or value at
-    `path`), "empty" or "not_mapping" (the top level, with `mapping=True`; `found` says what it is).
+    `kind` says what is wrong: "syntax" (invalid YAML), "too_large" (more than MAX_NODES values),
+    "duplicate" (a key at `path` appears twice), "tag" (an unsupported tag), "alias" (a recursive
+    alias), "value" (another key or value at `path` that cannot be read), "empty" or "not_mapping"
+    (the top level, with `mapping=True`; `found` says what it is).
     """
 
     line: int
@@ -115,7 +117,7 @@ def read_yaml(text: str, *, mapping: bool = False) -> YamlDocument:
         except yaml.MarkedYAMLError as exc:
             raise YamlError([_syntax_problem(exc)]) from None
         except _TooLarge:
-            raise YamlError([YamlProblem(1, (), f"more than {MAX_NODES} values (alias bomb?)", "syntax")]) from None
+            raise YamlError([YamlProblem(1, (), f"more than {MAX_NODES} values (alias bomb?)", "too_large")]) from None
         if reader.problems:
             raise YamlError(reader.problems)
         return YamlDocument(data, reader.lines)
@@ -146,7 +148,7 @@ class _Reader:
                 self.problems.append(YamlProblem(_line(node), path, f"cannot read this value: {exc.problem}"))
                 return None
         if id(node) in self.active:
-            self.problems.append(YamlProblem(_line(node), path, "recursive alias"))
+            self.problems.append(YamlProblem(_line(node), path, "recursive alias", "alias"))
             return None
         self.active.add(id(node))
         try:
@@ -158,7 +160,7 @@ class _Reader:
 
     def sequence(self, node: yaml.SequenceNode, path: YamlPath) -> list[Any]:
         if node.tag not in _SEQ_TAGS:
-            self.problems.append(YamlProblem(_line(node), path, f"unsupported YAML tag {node.tag}"))
+            self.problems.append(YamlProblem(_line(node), path, f"unsupported YAML tag {node.tag}", "tag"))
         items = []
         for i, item in enumerate(node.value):
             self.lines[(*path, i)] = _line(item)
@@ -169,7 +171,7 @@ class _Reader:
         import yaml
 
         if node.tag not in _MAP_TAGS:
-            self.problems.append(YamlProblem(_line(node), path, f"unsupported YAML tag {node.tag}"))
+            self.problems.append(YamlProblem(_line(node), path, f"unsupported YAML tag {node.tag}", "tag"))
         merged: dict[str, Any] = {}
         result: dict[str, Any] = {}
         first: dict[str, int] = {}
@@ -189,7 +191,7 @@ class _Reader:
             key = str(key_node.value)
             if key in first:
                 self.problems.append(YamlProblem(_line(key_node), (*path, key),
-                                                 f"duplicate key {key!r} (first at line {first[key]})"))
+                                                 f"duplicate key {key!r} (first at line {first[key]})", "duplicate"))
                 continue
             first[key] = _line(key_node)
             self.lines[(*path, key)] = _line(key_node)

@@ -107,7 +107,7 @@ def _read(text: str, label: str) -> YamlDocument:
 
 
 def _yaml_problem(problem: YamlProblem) -> Problem:
-    if problem.kind == "syntax":
+    if problem.kind in ("syntax", "too_large"):
         return Problem(problem.line, YAML_FIELD, problem.message)
     if problem.kind == "empty":
         return Problem(problem.line, TASK_FIELD, "the file is empty; a task needs a goal or steps")
