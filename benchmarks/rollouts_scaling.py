@@ -34,7 +34,7 @@ from agent.models.base import ModelConfig
 from agent.models.scripted import ScriptedModel, computer
 from agent.rollouts.run import run_rollouts
 from agent.session import RunOptions
-from agent.tasks.schema import parse_task
+from agent.tasks.loader import parse_task
 from benchmarks._screens import ROOT
 from vision.capture import Screen
 from vision.locate.ocr import TextFinder, load_engine

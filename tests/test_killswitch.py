@@ -107,8 +107,8 @@ def test_failsafe_corner_on_the_host_display(desktop) -> None:
 
 
 def test_callbacks_stop_event_ends_a_task_between_steps(desktop, tmp_path: Path) -> None:
+    from agent.tasks.loader import parse_task
     from agent.tasks.runner import run_task
-    from agent.tasks.schema import parse_task
 
     task = parse_task("steps:\n" + "  - wait: 0.3\n" * 20, str(tmp_path / "t.yaml"))
     callbacks = Callbacks()

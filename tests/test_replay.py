@@ -22,7 +22,9 @@ from actions.platform.x11.desktop import VirtualDesktop
 from agent.errors import BadInput
 from agent.models.scripted import ScriptedModel, claude_image_size, computer, say
 from agent.recording.writer import Recording, RecordingError
-from agent.replay.replayer import InvalidRecording, replay
+from agent.replay.locate import MATCH_MIN
+from agent.replay.plan import InvalidRecording
+from agent.replay.replayer import replay
 from agent.session import RunOptions, run_goal
 from agent.ui.cli import main as cli_main
 from vision.capture import Frame, Screen
@@ -159,7 +161,7 @@ def test_replay_reproduces_the_saved_state(recorded, secret_env, desktop, tmp_pa
     assert set(methods.values()) <= {"anchor_near", "anchor_global", "ocr"}
     assert methods[SUBMIT_STEP] == ("anchor_near" if geometry != "760x620+300+150" else "anchor_global")
     submit = lines[SUBMIT_STEP]
-    assert submit["target"]["confidence"] >= replay_module.MATCH_MIN and submit["anchor"] is not None
+    assert submit["target"]["confidence"] >= MATCH_MIN and submit["anchor"] is not None
     if geometry == "760x620+300+150":  # every click moved with the window
         assert submit["target"]["shift"] == [260, 110]
     typed = next(s for s in lines if s["action"].get("secret") == SECRET_VAR)
@@ -408,7 +410,9 @@ def test_healing_keeps_the_offset_from_a_target_text(tmp_path: Path) -> None:
     import numpy as np
 
     from agent.recording.writer import RecordingWriter
-    from agent.replay.replayer import Anchor, Lost, Planned, Replayer
+    from agent.replay.heal import Healer
+    from agent.replay.locate import Anchor, Lost
+    from agent.replay.plan import Planned
     from vision.capture import Frame
     from vision.geometry import ScreenMap
 
@@ -421,16 +425,12 @@ def test_healing_keeps_the_offset_from_a_target_text(tmp_path: Path) -> None:
     item = Planned(step, "act", action=step["action"], primary="coordinate",
                    anchor=Anchor(np.zeros((80, 120, 3), np.uint8), (238, 77, 358, 157), (298, 117)),
                    hint=("Name:", (76, 98, 160, 136)))
-    replayer = Replayer.__new__(Replayer)
-    replayer.session, replayer.ratio = Session(), 1.0
-    replayer.recorder = RecordingWriter(tmp_path, "replay")
-    replayer.usage = replay_module.Usage()
     model = ScriptedModel([[computer("left_click", coordinate=[400, 300])]])
-    replayer.model = model
+    healer = Healer(model, Session.mapping, Session.computer.spec, RecordingWriter(tmp_path, "replay"), ratio=1.0)
     frame = Frame(np.zeros((1080, 1920, 3), np.uint8))
-    healed = replayer.heal(item, frame, Lost("not found", "gone"))
+    healed = healer.heal(item, frame, Lost("not found", "gone"))
     label = Session.mapping.to_screen(400, 300)
     assert healed is not None and healed.method == "healed"
     assert healed.point == (round(label[0] + 298 - 117.5), round(label[1] + 117 - 116.5))
     assert model.requests[0]["history"][0].parts[1] == 'click on "Name:"'
-    replayer.recorder.finish("succeeded")
+    healer.recorder.finish("succeeded")

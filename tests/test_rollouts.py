@@ -20,18 +20,13 @@ from agent.models.anthropic import Claude
 from agent.models.base import ModelConfig
 from agent.models.scripted import ScriptedModel, computer, say
 from agent.recording.writer import Recording, RecordingWriter
-from agent.rollouts.run import (
-    ATTEMPT_HEADER,
-    Attempt,
-    fallback_choice,
-    narrate,
-    parse_judge_reply,
-    run_rollouts,
-    temperature_supported,
-    temperatures,
-)
+from agent.rollouts.attempts import ATTEMPT_HEADER, Attempt, temperature_supported, temperatures
+from agent.rollouts.judge import parse_judge_reply
+from agent.rollouts.narrative import narrate
+from agent.rollouts.run import run_rollouts
+from agent.rollouts.select import fallback_choice
 from agent.session import Callbacks, RunOptions
-from agent.tasks.schema import parse_task
+from agent.tasks.loader import parse_task
 from agent.types import ToolCall, Usage
 from tests.fake_anthropic import message, text, tool_use
 from vision.diff import changed_boxes, screens_differ

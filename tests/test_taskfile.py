@@ -12,27 +12,11 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.tasks.schema import (
-    CHECK_KINDS,
-    SETUP_KINDS,
-    STEP_KINDS,
-    ClickStep,
-    Drag,
-    FileCheck,
-    ImageQuery,
-    ImageTarget,
-    PointTarget,
-    Scroll,
-    SecretText,
-    Task,
-    TaskFileError,
-    TaskItem,
-    TextQuery,
-    TextTarget,
-    load_task,
-    parse_task,
-    task_json_schema,
-)
+from agent.tasks.fields import SecretText
+from agent.tasks.items import CHECK_KINDS, SETUP_KINDS, STEP_KINDS, ClickStep, Drag, FileCheck, Scroll, TaskItem
+from agent.tasks.loader import TaskFileError, load_task, parse_task, task_json_schema
+from agent.tasks.schema import Task
+from agent.tasks.targets import ImageQuery, ImageTarget, PointTarget, TextQuery, TextTarget
 
 TASKS = Path(__file__).parent / "tasks"
 VALID, INVALID = TASKS / "valid", TASKS / "invalid"
@@ -203,7 +187,7 @@ def test_models_work_from_python() -> None:
 
 
 def test_import_does_no_work() -> None:
-    code = "import sys, agent.tasks.schema; print('agent.loop' in sys.modules, 'Xlib' in sys.modules)"
+    code = "import sys, agent.tasks.loader; print('agent.loop' in sys.modules, 'Xlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).parent.parent)
     assert out.stdout.split() == ["False", "False"]

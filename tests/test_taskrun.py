@@ -274,8 +274,8 @@ def test_task_policy_rules_apply_to_its_model_steps(desktop, tmp_path: Path) -> 
     from agent.models.base import ModelConfig
     from agent.models.scripted import ScriptedModel
     from agent.session import Callbacks, RunOptions
+    from agent.tasks.loader import load_task
     from agent.tasks.runner import run_task
-    from agent.tasks.schema import load_task
 
     task = load_task(write_task(tmp_path, """
 goal: Publish the branch.

@@ -13,39 +13,39 @@ import re
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from actions.vocabulary import parse_action
-from agent.budget import Limits
-from agent.errors import BudgetExceeded, ExitCode, RunEnded, Stopped
+from agent.budget import Budget, Limits
+from agent.errors import ExitCode, RunEnded, Stopped
 from agent.recording.writer import RecordingWriter
 from agent.session import Callbacks, RunOptions, RunOutcome, Session
-from agent.tasks.schema import (
+from agent.stepping import Stepper, ending, final_frame, finish_run
+from agent.tasks.fields import SecretText
+from agent.tasks.items import (
     AgentStep,
     CommandCheck,
     DragStep,
     ExpectStep,
     FileCheckItem,
-    ImageQuery,
     KeyStep,
     LaunchStep,
-    PointTarget,
     RunStep,
     ScreenCheck,
     ScrollStep,
-    SecretText,
-    Task,
     TaskItem,
     TypeStep,
     WaitForStep,
     WaitStep,
 )
+from agent.tasks.locate import Found, locate
+from agent.tasks.schema import Task
+from agent.tasks.targets import PointTarget
 from agent.types import RunResult
 from vision.capture import Frame
-from vision.locate.find import AmbiguousMatch, FindError, NotFound
-from vision.settle import wait_until_settled
+from vision.locate.find import AmbiguousMatch, NotFound
 
 POINTER_ACTIONS = {"click": "left_click", "double_click": "double_click", "triple_click": "triple_click",
                    "right_click": "right_click", "move": "mouse_move"}
@@ -57,22 +57,6 @@ class StepFailed(RunEnded):
     """A scripted step could not be done; the task fails."""
 
 
-@dataclass(frozen=True)
-class Found:
-    """Where a target or query was found on the screen."""
-
-    point: tuple[int, int]
-    method: str  # "ocr" | "image" | "point"
-    box: tuple[int, int, int, int] | None = None
-    confidence: float | None = None
-    text: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """For the step's `target` field."""
-        return {"method": self.method, "point": list(self.point), "box": list(self.box) if self.box else None,
-                "confidence": None if self.confidence is None else round(self.confidence, 3), "text": self.text}
-
-
 class TaskRunner:
     """Runs one loaded task on a session, writing one recording."""
 
@@ -81,10 +65,12 @@ class TaskRunner:
 
         self.task, self.session, self.recorder, self.callbacks = task, session, recorder, callbacks
         self.limits: Limits = task.limits.apply(session.options.loop.limits)
+        # scripted steps count against the step and time budgets; model steps check cost and tokens in their loop
+        self.budget = Budget(replace(self.limits, max_cost_usd=None, max_tokens=None), callbacks.stop)
+        self.stepper = Stepper(recorder, session.screen.grab, session.options.loop.settle, source="script",
+                               stop=callbacks.stop, on_step=callbacks.on_step, usage=lambda: session.usage)
         self.finder = TextFinder()
         self.launched: list[subprocess.Popen] = []
-        self.frame: Frame = session.screen.grab()
-        self.steps_done, self.started = 0, time.monotonic()
 
     # --- the run ---------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -93,9 +79,9 @@ class TaskRunner:
         try:
             for n, item in enumerate(self.task.setup, 1):
                 self.setup(n, item)
-            self.frame = wait_until_settled(self.grab, self.session.options.loop.settle).frame  # after setup
+            self.stepper.settle()  # after setup
             for n, item in enumerate(self.task.steps, 1):
-                self.check_budget()
+                self.budget.check()
                 self.step(n, item)
             if self.task.goal and not self.task.steps:
                 self.sub_goal(self.task.goal, "goal")
@@ -103,20 +89,16 @@ class TaskRunner:
             failed = [c for c in checks if not c["ok"]]
             if failed:
                 raise StepFailed("checks failed: " + "; ".join(f"{c['check']}: {c['detail']}" for c in failed))
-            status, code = "succeeded", ExitCode.OK
+            status, code = "succeeded", int(ExitCode.OK)
             message = f"{len(self.task.steps)} steps, {len(checks)} checks passed"
-        except RunEnded as end:
-            status, code, message = end.status, end.exit_code, str(end)
-        except KeyboardInterrupt:
-            status, code, message = "stopped", ExitCode.STOPPED, "interrupted by the user"
+        except (RunEnded, KeyboardInterrupt) as end:
+            status, code, message = ending(end)
         finally:
             self.session.executor.release()
-            final = self.grab()  # before the launched programs are stopped
+            final = final_frame(self.grab, self.stepper.frame)  # before the launched programs are stopped
             self.stop_launched()
-        self.recorder.set_meta(result=message)
-        self.recorder.finish(status, error=None if status == "succeeded" else message, checks=checks,
-                             final_frame=final)
-        return RunResult(status, int(code), message, self.steps_done, self.session.usage)
+        return finish_run(self.recorder, status, code, message, steps=self.budget.steps, usage=self.session.usage,
+                          final=final, checks=checks)
 
     def setup(self, n: int, item: TaskItem) -> None:
         """launch, run or wait_for, before the steps."""
@@ -134,7 +116,7 @@ class TaskRunner:
     def step(self, n: int, item: TaskItem) -> None:
         """One scripted step: resolve its target, act, settle, record."""
         where = f"step {n} (line {item.line}): {item.describe()}"
-        before, started, found, extra = self.frame, time.monotonic(), None, {}
+        before, started, found, extra = self.stepper.look(), time.monotonic(), None, {}
         if item.kind in POINTER_ACTIONS:
             found = self.find(item.value, where, n)
             action = {"action": POINTER_ACTIONS[item.kind], "coordinate": list(found.point)}
@@ -168,37 +150,26 @@ class TaskRunner:
             return
         else:  # pragma: no cover - the schema admits no other kind
             raise StepFailed(f"{where}: unknown step kind {item.kind}")
-        find_ms = (time.monotonic() - started) * 1000
-        acting = time.monotonic()
-        result = self.session.executor.perform(parse_action(action, self.session.screen.size))
-        exec_ms = (time.monotonic() - acting) * 1000
-        settled = wait_until_settled(self.session.screen.grab, self.session.options.loop.settle, before)
-        self.frame = settled.frame
-        anchor = None
-        if found is not None and "coordinate" in action and not extra.get("condition"):
-            anchor = self.recorder.save_anchor(before, found.point, self.recorder.steps)
-        line = self.recorder.add_step(
-            source="script", action=action, frame=self.recorder.save_frame(before), anchor=anchor, ok=result.ok,
-            error=result.error, timing={"exec_ms": round(exec_ms, 1), "settle_ms": round(settled.elapsed_s * 1000, 1),
-                                        "capture_ms": round(settled.capture_s * 1000, 1), "find_ms": round(find_ms, 1)},
-            target=found.as_dict() if found else None, step=n, line=item.line, describe=item.describe(), **extra)
-        self.steps_done += 1
-        if self.callbacks.on_step:
-            self.callbacks.on_step(line, self.session.usage)
+        find_ms = round((time.monotonic() - started) * 1000, 1)
+        result, timing = self.stepper.perform(
+            lambda: self.session.executor.perform(parse_action(action, self.session.screen.size)))
+        point = found.point if found is not None and "coordinate" in action and not extra.get("condition") else None
+        self.stepper.log(before, action=action, result=result, timing={**timing, "find_ms": find_ms}, point=point,
+                         target=found.as_dict() if found else None, step=n, line=item.line, describe=item.describe(),
+                         **extra)
+        self.budget.steps += 1
         if not result.ok:
-            self.check_budget()  # an action cancelled by a stop ends the task as stopped, not failed
+            self.budget.check()  # an action cancelled by a stop ends the task as stopped, not failed
             raise StepFailed(f"{where}: {result.error}")
 
     def sub_goal(self, goal: str, where: str) -> None:
         """A goal for the model, through the loop, with its own step budget, in this recording."""
-        from dataclasses import replace
-
         loop = replace(self.session.options.loop, limits=self.limits)
         agent = self.session.agent(self.recorder, self.callbacks, loop, owns_recording=False)
         result = agent.run(goal)
         self.session.usage += agent.usage
-        self.steps_done += agent.steps
-        self.frame = agent.frame
+        self.budget.steps += agent.steps
+        self.stepper.frame = agent.frame
         if result.status != "succeeded":
             error = {"stopped": Stopped, "error": RunEnded}.get(result.status, StepFailed)
             ended = error(f"{where}: the model did not finish: {result.message}")
@@ -240,7 +211,7 @@ class TaskRunner:
         while True:
             frame = self.grab()
             try:
-                return self.locate(query, frame)
+                return locate(query, frame, self.finder, self.session.screen.size)
             except AmbiguousMatch as exc:
                 raise StepFailed(f"{where}: {exc}") from None
             except NotFound as exc:
@@ -248,31 +219,10 @@ class TaskRunner:
                     shot = self.recorder.save_frame(frame, f"notfound-{n}") if save else None
                     saved = f"; the searched screenshot is {self.recorder.path / shot}" if shot else ""
                     raise StepFailed(f"{where}: not found within {query.timeout:g} s: {exc}{saved}") from None
-            self.check_budget()
+            except ValueError as exc:  # e.g. a uniform template
+                raise StepFailed(str(exc)) from None
+            self.budget.check()
             time.sleep(POLL_S)
-
-    def locate(self, query: Any, frame: Frame) -> Found:
-        """One look on one frame; NotFound or AmbiguousMatch when it is not exactly one place."""
-        dx, dy = getattr(query, "offset", (0, 0))
-        index = getattr(query, "index", None)
-        try:
-            if isinstance(query, ImageQuery):
-                from vision.locate.template import find_image
-
-                match = find_image(frame, query.image, threshold=query.threshold, region=query.region, index=index)[0]
-                box, method, confidence, text = match.box, "image", match.score, None
-            else:
-                match = self.finder.find_text(frame, query.text, exact=query.exact, region=query.region, index=index)[0]
-                box, method, confidence, text = match.box, "ocr", match.score, match.text
-        except FindError:
-            raise
-        except ValueError as exc:  # e.g. a uniform template
-            raise StepFailed(str(exc)) from None
-        cx, cy = (box[0] + box[2]) // 2 + dx, (box[1] + box[3]) // 2 + dy
-        size = self.session.screen.size
-        if not (0 <= cx < size.width and 0 <= cy < size.height):
-            raise NotFound(f"the target's point ({cx}, {cy}) with offset [{dx}, {dy}] is off the {size} screen")
-        return Found((cx, cy), method, tuple(box), confidence, text)
 
     def expand(self, path: Path) -> Path:
         """A check's path with `$VAR`/`${VAR}` from the commands' environment, relative to the task's folder."""
@@ -296,15 +246,6 @@ class TaskRunner:
             return 124, f"timed out after {RUN_TIMEOUT_S:g} s"
         return done.returncode, (done.stdout + done.stderr).strip()
 
-    def check_budget(self) -> None:
-        """Stop when the user asked to, or a budget of the task ran out."""
-        if self.callbacks.stop.is_set():
-            raise Stopped(getattr(self.callbacks.stop, "reason", "stopped by the user"))
-        if self.limits.max_steps is not None and self.steps_done >= self.limits.max_steps:
-            raise BudgetExceeded(f"step budget of {self.limits.max_steps} used up")
-        if self.limits.max_seconds is not None and time.monotonic() - self.started >= self.limits.max_seconds:
-            raise BudgetExceeded(f"time budget of {self.limits.max_seconds:g} s used up")
-
     def stop_launched(self) -> None:
         """Stop every program the task launched (its whole process group)."""
         for proc in self.launched:
@@ -323,8 +264,6 @@ def run_task(task: Task, options: RunOptions, *, desktop: Any = None, callbacks:
              model: Any = None, kill_switch: bool = True, bash_env: dict[str, str] | None = None,
              meta: dict | None = None) -> RunOutcome:
     """Run a loaded task file and return how it ended (`kill_switch`, `bash_env`, `meta`: as run_goal)."""
-    from dataclasses import replace
-
     if task.display is not None and options.size is None and options.display in ("auto", "virtual"):
         options = replace(options, size=task.display.size, display="virtual")
     secrets = {name: os.environ[name] for name in task.secret_names if name in os.environ}

@@ -73,14 +73,14 @@ def _same_display(a: str | None, b: str | None) -> bool:
 def expected_error(exc: BaseException) -> bool:
     """Errors that explain themselves (bad input, environment): no traceback needed."""
     from agent.recording.writer import RecordingError
-    from agent.tasks.schema import TaskFileError
+    from agent.tasks.loader import TaskFileError
 
     return isinstance(exc, (DeskpilotError, TaskFileError, RecordingError))
 
 
 def describe_error(exc: BaseException) -> str:
     """A message for the window: deskpilot's own errors as they are, others with their type."""
-    from agent.tasks.schema import TaskFileError
+    from agent.tasks.loader import TaskFileError
 
     if isinstance(exc, TaskFileError):
         return f"invalid task file:\n{exc}"
@@ -611,8 +611,8 @@ class DeskpilotApp:
         self._post("finished", outcome.result, outcome.recording)
 
     def _task_worker(self, path: str, options: RunOptions) -> None:
+        from agent.tasks.loader import load_task
         from agent.tasks.runner import run_task
-        from agent.tasks.schema import load_task
 
         task = load_task(path)
         self._post("budget", task.limits.apply(options.loop.limits).max_cost_usd)

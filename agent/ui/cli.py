@@ -250,7 +250,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _load_task(path: str) -> object:
-    from agent.tasks.schema import TaskFileError, load_task
+    from agent.tasks.loader import TaskFileError, load_task
 
     try:
         return load_task(path)
@@ -324,7 +324,7 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     """Print the task file's JSON Schema."""
-    from agent.tasks.schema import task_json_schema
+    from agent.tasks.loader import task_json_schema
 
     print(json.dumps(task_json_schema(), indent=2))
     return ExitCode.OK

@@ -1,0 +1,342 @@
+"""The entries of a task file's `setup`, `steps` and `checks`: one key each, its kind.
+
+Each item is a mapping with exactly one key; the parsed item exposes `kind` (that key, e.g.
+"click"), `value` (the parsed value, e.g. a `TextTarget`) and `line` (its YAML line, set by the
+loader). `describe()` gives a short, secret-free summary, so a runtime error can read
+`f"step {n} (line {step.line}): {step.describe()}: {error}"`. `Step`, `SetupStep` and `Check`
+are the unions a task's lists hold; STEP_KINDS, SETUP_KINDS and CHECK_KINDS map each key to
+its class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal, Union
+
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    StrictBool,
+    StrictInt,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from actions.vocabulary import MAX_SCROLL
+from agent.tasks.fields import (
+    Command,
+    KeyText,
+    Seconds,
+    SecretText,
+    StrictModel,
+    Text,
+    TypeText,
+    context_of,
+    describe_command,
+    fail,
+    kind_of,
+    suggest,
+)
+from agent.tasks.targets import Query, Target
+
+
+class Drag(StrictModel):
+    """Press at one target, move to another, release."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: Target = Field(alias="from", description="Where the drag starts.")
+    to: Target = Field(description="Where the drag ends.")
+
+
+class Scroll(StrictModel):
+    """Turn the mouse wheel."""
+
+    direction: Literal["up", "down", "left", "right"]
+    amount: Annotated[StrictInt, Field(ge=1, le=MAX_SCROLL)] = Field(3, description="Wheel clicks.")
+    target: Target | None = Field(None, description="Where to scroll (the pointer moves there first); "
+                                                    "default: where the pointer is.")
+
+
+class FileCheck(StrictModel):
+    """A file that must exist (and contain some text), or must not exist."""
+
+    path: Path = Field(description="The file, relative to the task file's folder (`~` expanded); `$VARS` are "
+                                   "expanded when the check runs, from the task commands' environment.")
+    contains: str | None = Field(None, description="Text the file must contain.")
+    exists: StrictBool = Field(True, description="False: the file must not exist.")
+
+    @field_validator("path")
+    @classmethod
+    def _resolve(cls, value: Path, info: ValidationInfo) -> Path:
+        if not str(value).strip():
+            raise ValueError("the path is empty")
+        if "$" in str(value):  # resolved when the check runs, once its variables are known
+            return value
+        folder, _ = context_of(info)
+        return (folder / value.expanduser()).resolve()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FileCheck:
+        if not self.exists and self.contains is not None:
+            raise fail("file_check", "contains makes no sense with exists: false", ("contains",))
+        return self
+
+
+
+# ----------------------------------------------------------------------------- items (one key each)
+
+
+class TaskItem(StrictModel):
+    """One entry of `setup`, `steps` or `checks`: a mapping with exactly one key, its `kind`."""
+
+    kind: ClassVar[str]
+    _line: int | None = PrivateAttr(default=None)
+
+    @property
+    def value(self) -> Any:
+        """The parsed value of the item's one key."""
+        return getattr(self, self.kind)
+
+    @property
+    def line(self) -> int | None:
+        """The item's line in the task file (None when not loaded from a file)."""
+        return self._line
+
+    def describe(self) -> str:
+        """A short summary such as `click 'Submit'`; never contains secret values."""
+        value = self.value
+        if hasattr(value, "describe"):
+            return f"{self.kind} {value.describe()}"
+        return f"{self.kind} {value}"
+
+
+class ClickStep(TaskItem):
+    """Left-click a target."""
+
+    kind: ClassVar[str] = "click"
+    click: Target
+
+
+class DoubleClickStep(TaskItem):
+    """Double-click a target."""
+
+    kind: ClassVar[str] = "double_click"
+    double_click: Target
+
+
+class TripleClickStep(TaskItem):
+    """Triple-click a target."""
+
+    kind: ClassVar[str] = "triple_click"
+    triple_click: Target
+
+
+class RightClickStep(TaskItem):
+    """Right-click a target."""
+
+    kind: ClassVar[str] = "right_click"
+    right_click: Target
+
+
+class MoveStep(TaskItem):
+    """Move the pointer to a target."""
+
+    kind: ClassVar[str] = "move"
+    move: Target
+
+
+class DragStep(TaskItem):
+    """Drag from one target to another."""
+
+    kind: ClassVar[str] = "drag"
+    drag: Drag
+
+    def describe(self) -> str:
+        """A short summary."""
+        return f"drag {self.drag.from_.describe()} to {self.drag.to.describe()}"
+
+
+class TypeStep(TaskItem):
+    """Type text, or a secret from an environment variable."""
+
+    kind: ClassVar[str] = "type"
+    type: TypeText
+
+    def describe(self) -> str:
+        """A short summary; a secret is named, never shown."""
+        if isinstance(self.type, SecretText):
+            return f"type secret {self.type.secret}"
+        return f"type {self.type!r}" if len(self.type) <= 40 else f"type {self.type[:37] + '...'!r}"
+
+
+class KeyStep(TaskItem):
+    """Press keys (xdotool-style names: `ctrl+s`, `Return`, `ctrl+a Delete`)."""
+
+    kind: ClassVar[str] = "key"
+    key: KeyText
+
+
+class ScrollStep(TaskItem):
+    """Scroll."""
+
+    kind: ClassVar[str] = "scroll"
+    scroll: Scroll
+
+    def describe(self) -> str:
+        """A short summary."""
+        where = f" at {self.scroll.target.describe()}" if self.scroll.target else ""
+        return f"scroll {self.scroll.direction} {self.scroll.amount}{where}"
+
+
+class WaitStep(TaskItem):
+    """Pause for some seconds."""
+
+    kind: ClassVar[str] = "wait"
+    wait: Seconds
+
+    def describe(self) -> str:
+        """A short summary."""
+        return f"wait {self.wait:g} s"
+
+
+class WaitForStep(TaskItem):
+    """Wait until text or an image is on the screen; fails the task when its timeout passes."""
+
+    kind: ClassVar[str] = "wait_for"
+    wait_for: Query
+
+
+class ExpectStep(TaskItem):
+    """Assert that text or an image is on the screen (within its timeout)."""
+
+    kind: ClassVar[str] = "expect"
+    expect: Query
+
+
+class AgentStep(TaskItem):
+    """A sub-goal handed to the model."""
+
+    kind: ClassVar[str] = "agent"
+    agent: Text
+
+    def describe(self) -> str:
+        """A short summary."""
+        goal = " ".join(self.agent.split())
+        return f"agent {goal!r}" if len(goal) <= 40 else f"agent {goal[:37] + '...'!r}"
+
+
+class LaunchStep(TaskItem):
+    """Start a program in the background on the task's display."""
+
+    kind: ClassVar[str] = "launch"
+    launch: Command
+
+    def describe(self) -> str:
+        """A short summary."""
+        return f"launch {describe_command(self.launch)}"
+
+
+class RunStep(TaskItem):
+    """Run a command to completion; a non-zero exit fails the task."""
+
+    kind: ClassVar[str] = "run"
+    run: Command
+
+    def describe(self) -> str:
+        """A short summary."""
+        return f"run {describe_command(self.run)}"
+
+
+class ScreenCheck(TaskItem):
+    """Text or an image that must be on the screen at the end (within its timeout)."""
+
+    kind: ClassVar[str] = "screen"
+    screen: Query
+
+
+class FileCheckItem(TaskItem):
+    """A file that must (or must not) exist, optionally containing some text."""
+
+    kind: ClassVar[str] = "file"
+    file: FileCheck
+
+    def describe(self) -> str:
+        """A short summary."""
+        what = "absent" if not self.file.exists else f"contains {self.file.contains!r}" if self.file.contains else ""
+        return f"file {self.file.path} {what}".rstrip()
+
+
+class CommandCheck(TaskItem):
+    """A command that must exit with status 0."""
+
+    kind: ClassVar[str] = "command"
+    command: Command
+
+    def describe(self) -> str:
+        """A short summary."""
+        return f"command {describe_command(self.command)}"
+
+
+STEP_KINDS: dict[str, type[TaskItem]] = {c.kind: c for c in (
+    ClickStep, DoubleClickStep, TripleClickStep, RightClickStep, MoveStep, DragStep, TypeStep, KeyStep,
+    ScrollStep, WaitStep, WaitForStep, ExpectStep, AgentStep)}
+SETUP_KINDS: dict[str, type[TaskItem]] = {c.kind: c for c in (LaunchStep, RunStep, WaitForStep)}
+CHECK_KINDS: dict[str, type[TaskItem]] = {c.kind: c for c in (ScreenCheck, FileCheckItem, CommandCheck)}
+POINTER_KINDS = frozenset({"click", "double_click", "triple_click", "right_click", "move"})
+
+
+def _one_key(what: str, kinds: dict[str, type[TaskItem]], example: str) -> Callable[[Any], Any]:
+    """A before-validator: an item is a mapping with exactly one known key."""
+    names = list(kinds)
+
+    def check(value: Any) -> Any:
+        if isinstance(value, TaskItem):
+            return value
+        if value is None:
+            raise fail("empty_item", f"empty {what}: give one of {', '.join(names)}, e.g. `- {example}`")
+        if not isinstance(value, dict):
+            raise fail("item_type", f"a {what} is a mapping with one key, e.g. `- {example}`; got {kind_of(value)}")
+        if not value:
+            raise fail("empty_item", f"empty {what}: give one of {', '.join(names)}")
+        known = [k for k in value if k in kinds]
+        for key in value:
+            if key in kinds:
+                continue
+            if known:
+                message = (f"unexpected key {key!r} next to {known[0]!r}: a {what} has exactly one key "
+                           f"(put options inside {known[0]!r}'s value)")
+            else:
+                message = f"unknown {what} {key!r}{suggest(str(key), names)}; expected one of {', '.join(names)}"
+            raise fail("unknown_item", message, (key,))
+        if len(known) > 1:
+            raise fail("several_actions", f"a {what} has exactly one action, got {len(known)}: "
+                                           f"{' and '.join(repr(k) for k in known)}; split it into separate {what}s")
+        return value
+
+    return check
+
+
+def _item_tag(prefix: str) -> Callable[[Any], str]:
+    def tag(value: Any) -> str:
+        return f"{prefix}:{value.kind if isinstance(value, TaskItem) else next(iter(value))}"
+
+    return tag
+
+
+def _items(prefix: str, kinds: dict[str, type[TaskItem]]) -> Any:
+    return Union[tuple(Annotated[cls, Tag(f"{prefix}:{kind}")] for kind, cls in kinds.items())]  # noqa: UP007
+
+
+Step = Annotated[_items("step", STEP_KINDS), Discriminator(_item_tag("step")),
+                 BeforeValidator(_one_key("step", STEP_KINDS, "click: Submit"))]
+SetupStep = Annotated[_items("setup", SETUP_KINDS), Discriminator(_item_tag("setup")),
+                      BeforeValidator(_one_key("setup step", SETUP_KINDS, "launch: python3 app.py"))]
+Check = Annotated[_items("check", CHECK_KINDS), Discriminator(_item_tag("check")),
+                  BeforeValidator(_one_key("check", CHECK_KINDS, "screen: {text: Done}"))]
