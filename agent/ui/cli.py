@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from agent.errors import BadInput, DeskpilotError, EnvironmentProblem, ExitCode
 
@@ -88,35 +89,37 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return ExitCode.ENVIRONMENT
 
 
+def _actions(texts: Sequence[str], screen: Any = None) -> list[Any]:
+    """The `act` command's actions, parsed from JSON; bounds are checked once `screen` is known."""
+    from actions.vocabulary import ActionError, parse_action
+
+    actions = []
+    for n, text in enumerate(texts, 1):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BadInput(f"action {n}: not valid JSON ({exc.msg} at column {exc.colno}): {text}") from None
+        try:
+            actions.append(parse_action(data, screen.size, "screen") if screen else parse_action(data))
+        except ActionError as exc:
+            raise BadInput(f"action {n}: {exc}") from None
+    return actions
+
+
 def cmd_act(args: argparse.Namespace) -> int:
     """Validate every action first, then perform them in order on the display, recording each."""
     from contextlib import closing
 
-    from actions.vocabulary import ActionError, parse_action
     from agent.recording.writer import RecordingWriter
     from agent.session import open_display, open_executor
     from agent.stepping import Stepper, ending, final_frame, finish_run
     from agent.types import Usage
     from vision.settle import SettleConfig
 
-    raw = []
-    for n, text in enumerate(args.actions, 1):
-        try:
-            raw.append(json.loads(text))
-        except json.JSONDecodeError as exc:
-            raise BadInput(f"action {n}: not valid JSON ({exc.msg} at column {exc.colno}): {text}") from None
-        try:
-            parse_action(raw[-1])  # shape first; bounds once the screen is known
-        except ActionError as exc:
-            raise BadInput(f"action {n}: {exc}") from None
+    _actions(args.actions)  # shape first, before a display is opened
     with open_display(args.display, args.size) as desktop, closing(open_executor(desktop.display)) as executor:
         screen = executor.screen
-        actions = []
-        for n, data in enumerate(raw, 1):
-            try:
-                actions.append(parse_action(data, screen.size, "screen"))
-            except ActionError as exc:
-                raise BadInput(f"action {n}: {exc}") from None
+        actions = _actions(args.actions, screen)
         recorder = RecordingWriter(Path(args.out), "act", screen={"width": screen.size.width,
                                                                  "height": screen.size.height, "scale": screen.scale})
         stepper = Stepper(recorder, screen.grab, SettleConfig(), source="script")
