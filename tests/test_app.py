@@ -53,7 +53,7 @@ def tick():
             name, *args = json.loads(line)
             getattr(app, name)(*args)
         done = len(lines)
-    if not app._closing:
+    if not app.closing:
         tree = app.step_list.tree
         box = [tree.winfo_rootx(), tree.winfo_rooty(), tree.winfo_rootx() + tree.winfo_width(),
                tree.winfo_rooty() + tree.winfo_height()]
@@ -284,6 +284,68 @@ def test_errors_are_shown_in_the_window(app: AppDriver, tmp_path: Path) -> None:
     app.call("start", str(tmp_path / "missing.yaml"))
     state = app.wait(lambda s: s["last_error"] and "missing.yaml" in s["last_error"], "the missing file error")
     assert "no such file" in state["last_error"]
+
+
+class HeadlessView:
+    """The controller's view without Tk: records what it is told to show, and allows every action asked about."""
+
+    def __init__(self) -> None:
+        self.shown: list[tuple] = []
+
+    def refresh(self) -> None:
+        pass
+
+    def step_added(self, row: dict) -> None:
+        self.shown.append(("step", row["i"]))
+
+    def job_started(self, job: str, step_aside: bool) -> None:
+        self.shown.append(("started", job, step_aside))
+
+    def job_ended(self) -> None:
+        self.shown.append(("ended",))
+
+    def ask(self, request: dict, answer: Callable[[str], None]) -> None:
+        self.shown.append(("ask", request["rule"]))
+        answer("allow")
+
+    def close_question(self) -> None:
+        pass
+
+    def placeholder(self, text: str) -> None:
+        self.shown.append(("placeholder", text))
+
+
+def test_the_controller_runs_a_goal_without_tk(fake: FakeAnthropic, tmp_path: Path) -> None:
+    from agent.budget import Limits
+    from agent.loop import LoopConfig
+    from agent.models.base import ModelConfig
+    from agent.session import RunOptions
+    from agent.ui.app_controller import AppController
+
+    victim = tmp_path / "x-deskpilot-test"
+    victim.mkdir()
+    fake.add(message(tool_use("computer", {"action": "left_click", "coordinate": [20, 30]})),
+             message(tool_use("bash", {"command": f"rm -rf {victim}"})), message(text("Done.")))
+    view = HeadlessView()
+    options = RunOptions(model=ModelConfig(max_retries=0, timeout_s=20), display="virtual", out=tmp_path / "rec",
+                         loop=LoopConfig(limits=Limits(max_steps=20, max_seconds=60)), workdir=tmp_path)
+    controller = AppController(view, options)
+    try:
+        assert view.shown == [] and controller.state.cost_text == "$0.0000 of $5.00"
+        assert controller.start("click, then tidy up")
+        deadline = time.monotonic() + 60
+        while controller.state.running:
+            assert time.monotonic() < deadline, controller.as_dict()
+            controller.drain()
+            time.sleep(0.05)
+        state = controller.as_dict()
+    finally:
+        controller.quit()
+    assert state["status"].startswith("succeeded"), state
+    assert [s["i"] for s in state["steps"]] == [0, 1] and state["answers"] == ["allow"] and not victim.exists()
+    assert view.shown[0] == ("started", "run", False) and view.shown[-1] == ("ended",)
+    assert ("ask", "recursive-delete") in view.shown and ("step", 1) in view.shown
+    assert meta_of(state["recording"])["status"] == "succeeded"
 
 
 def test_main_without_a_display_exits_4() -> None:

@@ -1,9 +1,7 @@
-"""The widgets of `deskpilot app` and the live view's capture thread.
+"""The widgets of `deskpilot app`, each on its own (the window lays them out; no job logic here).
 
-- `ScreenFeed` grabs the target display a few times a second in a thread of its own, scales the
-  frame to fit the view and PNG-encodes it; the Tk thread picks up the newest one. It makes no Tk
-  call, so capture and encoding never stall the window.
-- `LiveView` shows those frames on a canvas, with the last action marked (a circle at the point).
+- `LiveView` shows the frames of `agent.ui.screen_feed.ScreenFeed` on a canvas, with the last
+  action marked (a circle at the point).
 - `StepList` is the Treeview of steps (#, action, thought, time, tokens).
 - `ConfirmDialog` is the modal question for the policy's "ask" verdicts.
 - `HostBar` is the small always-on-top bar shown while the agent drives the desktop the app is on.
@@ -12,146 +10,16 @@
 from __future__ import annotations
 
 import contextlib
-import math
-import threading
 import tkinter as tk
 from collections.abc import Callable
 from tkinter import ttk
-from typing import Any
+
+from agent.ui.step_rows import excerpt
 
 MARK_RADIUS = 12
 BAR_SIZE = (360, 36)  # the host bar, at the top-right corner
 BAR_MARGIN = 4  # off the very corner, which is the kill switch's fail-safe
-THOUGHT_CHARS = 90
 ERROR_COLOR = "#c62828"
-
-
-def excerpt(text: str | None, limit: int) -> str:
-    """`text` on one line, cut to `limit` characters with an ellipsis."""
-    flat = " ".join((text or "").split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "\u2026"
-
-
-def _point(value: Any) -> list[float] | None:
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
-        return [float(value[0]), float(value[1])]
-    return None
-
-
-def step_row(line: dict) -> dict:
-    """What the step list shows of one recording step line (JSON-safe; secrets are already masked)."""
-    from agent.recording.describe import describe
-
-    action = line.get("action") if isinstance(line.get("action"), dict) else {}
-    try:
-        what = line.get("describe") or describe(action)
-    except Exception:  # an odd action still gets a row
-        what = str(action)
-    usage = line.get("usage") if isinstance(line.get("usage"), dict) else {}
-    tokens = sum(int(usage.get(k) or 0) for k in
-                 ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"))
-    return {"i": line.get("i"), "source": line.get("source"), "action": excerpt(what, 200),
-            "thought": excerpt(line.get("thought"), THOUGHT_CHARS), "time": round(float(line.get("t") or 0.0), 2),
-            "tokens": tokens or None, "ok": bool(line.get("ok", True)), "error": line.get("error"),
-            "point": _point(action.get("coordinate"))}
-
-
-class ScreenFeed:
-    """The newest frame of one display, scaled to fit `box` and PNG-encoded (base64), `fps` times a second.
-
-    `watch(display)` chooses the display (None: nothing); `release(display)` lets go of it and
-    returns only once no capture of it is running (call it before stopping that X server);
-    `take()` returns (png_base64, scale, (screen_w, screen_h), display) or None when nothing new.
-    `box` (the view's size) and `active` (False while the window is hidden) are set by the Tk thread.
-    """
-
-    def __init__(self, fps: float = 4.0) -> None:
-        self.interval = 1.0 / fps
-        self.box: tuple[int, int] = (640, 400)
-        self.active = True
-        self.error: str | None = None
-        self._lock = threading.Lock()
-        self._display: str | None = None
-        self._screen: Any = None
-        self._latest: tuple | None = None
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="live-view")
-
-    def start(self) -> ScreenFeed:
-        self._thread.start()
-        return self
-
-    @property
-    def display(self) -> str | None:
-        return self._display
-
-    def watch(self, display: str | None) -> None:
-        with self._lock:
-            if display != self._display:
-                self._drop()
-                self._display, self._latest, self.error = display, None, None
-
-    def release(self, display: str) -> None:
-        with self._lock:
-            if self._display == display:
-                self._drop()
-                self._display, self._latest = None, None
-
-    def take(self) -> tuple | None:
-        with self._lock:
-            latest, self._latest = self._latest, None
-            return latest
-
-    def close(self) -> None:
-        self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=2.0)
-        with self._lock:
-            self._drop()
-            self._display = None
-
-    def _drop(self) -> None:
-        if self._screen is not None:
-            with contextlib.suppress(Exception):
-                self._screen.close()
-            self._screen = None
-
-    def _run(self) -> None:
-        from vision.capture import Screen
-        from vision.encode import encode, resize
-        from vision.geometry import Size
-
-        wait = self.interval
-        while not self._stopping.wait(wait):
-            wait = self.interval
-            if not self.active:
-                continue
-            with self._lock:
-                display = self._display
-                if display is None:
-                    continue
-                try:
-                    if self._screen is None:
-                        self._screen = Screen(display)
-                    frame = self._screen.grab()
-                except Exception as exc:  # the display went away or cannot be read: try again later
-                    self.error = f"cannot show {display}: {exc}"
-                    self._drop()
-                    wait = 1.0
-                    continue
-            try:
-                h, w = frame.pixels.shape[:2]
-                bw, bh = max(self.box[0], 16), max(self.box[1], 16)
-                scale = min(bw / w, bh / h, 1.0)
-                size = Size(max(1, int(w * scale)), max(1, int(h * scale)))
-                data = encode(resize(frame.pixels, size), "png").base64()
-            except Exception as exc:
-                self.error = f"cannot show {display}: {exc}"
-                continue
-            with self._lock:
-                if self._display == display:
-                    self._latest, self.error = (data, scale, (w, h), display), None
 
 
 class LiveView(ttk.Frame):
@@ -349,3 +217,43 @@ class HostBar:
     def destroy(self) -> None:
         with contextlib.suppress(tk.TclError):
             self.top.destroy()
+
+
+class FileMenu:
+    """The window's File menu (open a task file, replay, record, report, API key, quit) and its shortcuts.
+
+    `commands` maps "open_task_file", "replay_recording", "toggle_recording", "open_report", "set_api_key"
+    and "quit" to what they do.
+    """
+
+    def __init__(self, root: tk.Tk, commands: dict[str, Callable[[], None]]) -> None:
+        menu = tk.Menu(root)
+        self.menu = file = tk.Menu(menu, tearoff=False)
+        file.add_command(label="Open task file\u2026", accelerator="Ctrl+O", command=commands["open_task_file"])
+        file.add_command(label="Replay a recording\u2026", command=commands["replay_recording"])
+        file.add_command(label="Record a demonstration", command=commands["toggle_recording"])
+        file.add_command(label="Open a run's report\u2026", command=commands["open_report"])
+        file.add_separator()
+        file.add_command(label="Set API key\u2026", command=commands["set_api_key"])
+        file.add_separator()
+        file.add_command(label="Quit", accelerator="Ctrl+Q", command=commands["quit"])
+        menu.add_cascade(label="File", menu=file)
+        root.configure(menu=menu)
+        root.bind_all("<Control-o>", lambda _e: commands["open_task_file"]())
+        root.bind_all("<Control-q>", lambda _e: commands["quit"]())
+
+    def refresh(self, running: bool, job: str | None) -> None:
+        """No replay while a job runs; the record entry stops a recording."""
+        self.menu.entryconfigure(1, state="disabled" if running else "normal")
+        self.menu.entryconfigure(2, label="Stop recording" if job == "record" else "Record a demonstration",
+                                 state="normal" if job in (None, "record") else "disabled")
+
+
+def center_of(widget: tk.Misc) -> list[int] | None:
+    """The screen coordinates of a shown widget's centre, or None when it is not shown."""
+    try:
+        if widget.winfo_viewable():
+            return [widget.winfo_rootx() + widget.winfo_width() // 2, widget.winfo_rooty() + widget.winfo_height() // 2]
+    except tk.TclError:
+        pass
+    return None

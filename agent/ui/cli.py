@@ -7,54 +7,47 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from agent.errors import BadInput, DeskpilotError, EnvironmentProblem, ExitCode
 
 
-def _display_args(parser: argparse.ArgumentParser, size: bool = True) -> None:
-    parser.add_argument("--display", default="auto",
-                        help="host, virtual, an X display like :1, or auto (default: host if any, else virtual)")
-    if size:
-        parser.add_argument("--size", help="virtual display size WxH (default 1280x800)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser for every command."""
+    """The argument parser for every command; options shared by several commands come from `agent.ui.options`."""
+    from agent.models.base import DEFAULT_MODEL
+    from agent.ui import options as opt
+
+    display, display_only = opt.display_options(), opt.display_options(size=False)
+    run_out = opt.out_option()
     parser = argparse.ArgumentParser(prog="deskpilot", description="A computer-use desktop agent.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run a goal with the model (or a task file)")
+    models = opt.model_options(repeat=True, help=f"Claude model (default {DEFAULT_MODEL}); repeat with --rollouts to "
+                                                 "cycle models")
+    run = sub.add_parser("run", help="run a goal with the model (or a task file)",
+                         parents=[models, display, run_out, opt.budget_options(), opt.confirm_option()])
     run.add_argument("goal", metavar="GOAL|TASK.yaml", help="what the agent should do, or a task file")
-    run.add_argument("--model", action="append", default=None,
-                     help="Claude model (default claude-sonnet-4-6); repeat with --rollouts to cycle models")
     run.add_argument("--tool-version", default=None,
                      help="computer tool version for a model the table does not know (20251124, 20250124, ...)")
-    _display_args(run)
-    run.add_argument("--out", default="recordings", help="folder for the run's recording (default recordings/)")
-    run.add_argument("--max-steps", type=int, default=50, help="stop after this many actions (default 50)")
-    run.add_argument("--max-seconds", type=float, default=600, help="stop after this long (default 600)")
-    run.add_argument("--max-cost", type=float, default=5.0, help="stop once this many USD are spent (default 5)")
-    run.add_argument("--max-tokens", type=int, default=None, help="stop once this many tokens are used")
-    run.add_argument("--thinking", type=int, default=None, metavar="TOKENS", help="extended thinking budget")
-    run.add_argument("--confirm", choices=["ask", "allow", "deny"], default=None,
-                     help="how risky actions are decided (default ask on a terminal, deny without one)")
-    run.add_argument("--rollouts", type=int, metavar="N", help="N independent attempts in sandboxes; the best is kept")
-    run.add_argument("--parallel", type=int, metavar="K", help="with --rollouts: attempts at once (default min(N, 4))")
+    run.add_argument("--thinking", type=opt.positive_int, default=None, metavar="TOKENS",
+                     help="extended thinking budget")
+    run.add_argument("--rollouts", type=opt.positive_int, metavar="N",
+                     help="N independent attempts in sandboxes; the best is kept")
+    run.add_argument("--parallel", type=opt.positive_int, metavar="K",
+                     help="with --rollouts: attempts at once (default min(N, 4))")
     run.add_argument("--apply", action="store_true", help="with --rollouts: replay the chosen attempt onto --display")
 
-    rec = sub.add_parser("record", help="record a person's work on a display until the stop hotkey or Ctrl-C")
-    _display_args(rec)
-    rec.add_argument("--out", default="recordings", help="folder for the recording (default recordings/)")
+    sub.add_parser("record", help="record a person's work on a display until the stop hotkey or Ctrl-C",
+                   parents=[display, opt.out_option("the recording")])
 
-    replay = sub.add_parser("replay", help="replay a recording, finding every target again on the live screen")
+    replay = sub.add_parser("replay", help="replay a recording, finding every target again on the live screen",
+                            parents=[display_only, opt.out_option("the replay's recording")])
     replay.add_argument("recording", help="a recording folder")
-    _display_args(replay, size=False)
-    replay.add_argument("--out", default="recordings", help="folder for the replay's recording (default recordings/)")
     replay.add_argument("--from", dest="start", type=int, default=None, metavar="I",
                         help="first step to replay (its index i, default 0)")
     replay.add_argument("--to", dest="end", type=int, default=None, metavar="J",
                         help="last step to replay, inclusive (default the last)")
-    replay.add_argument("--speed", type=float, default=1.0,
+    replay.add_argument("--speed", type=opt.positive_float, default=1.0,
                         help="divide explicit waits by this (default 1); replay never sleeps recorded gaps")
     replay.add_argument("--no-verify", action="store_true",
                         help="replay the recorded coordinates as they are, without looking for the targets")
@@ -68,20 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("rest", nargs=argparse.REMAINDER, help="[GOAL|TASK.yaml] [--model M] [--display D] ...")
 
     sub.add_parser("schema", help="print the task file's JSON Schema")
-    demo = sub.add_parser("demo", help="run the demo task on a virtual display (no API key needed)")
-    demo.add_argument("--out", default="recordings", help="folder for the run's recording (default recordings/)")
+    sub.add_parser("demo", help="run the demo task on a virtual display (no API key needed)", parents=[run_out])
+    sub.add_parser("doctor", help="check the environment and say how to fix problems", parents=[display_only])
 
-    doctor = sub.add_parser("doctor", help="check the environment and say how to fix problems")
-    _display_args(doctor, size=False)
-
-    act = sub.add_parser("act", help="perform canonical actions (JSON, screen pixels) in order")
+    act = sub.add_parser("act", help="perform canonical actions (JSON, screen pixels) in order",
+                         parents=[display, run_out])
     act.add_argument("actions", nargs="+", metavar="ACTION",
                      help='e.g. \'{"action":"left_click","coordinate":[200,150]}\'')
-    _display_args(act)
-    act.add_argument("--out", default="recordings", help="folder for the run's recording (default recordings/)")
 
-    shot = sub.add_parser("screenshot", help="save the screen, or the image exactly as the model receives it")
-    _display_args(shot)
+    shot = sub.add_parser("screenshot", help="save the screen, or the image exactly as the model receives it",
+                          parents=[display])
     shot.add_argument("--model-size", action="store_true", help="resize to the model's image size")
     shot.add_argument("--out", help="output PNG file (default screenshot-<time>.png)")
     return parser
@@ -100,57 +89,62 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return ExitCode.ENVIRONMENT
 
 
-def cmd_act(args: argparse.Namespace) -> int:
-    """Validate every action first, then perform them in order on the display, recording each."""
-    import time
-
+def _actions(texts: Sequence[str], screen: Any = None) -> list[Any]:
+    """The `act` command's actions, parsed from JSON; bounds are checked once `screen` is known."""
     from actions.vocabulary import ActionError, parse_action
-    from agent.recording.writer import RecordingWriter
-    from vision.settle import wait_until_settled
 
-    raw = []
-    for n, text in enumerate(args.actions, 1):
+    actions = []
+    for n, text in enumerate(texts, 1):
         try:
-            raw.append(json.loads(text))
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise BadInput(f"action {n}: not valid JSON ({exc.msg} at column {exc.colno}): {text}") from None
         try:
-            parse_action(raw[-1])  # shape first; bounds once the screen is known
+            actions.append(parse_action(data, screen.size, "screen") if screen else parse_action(data))
         except ActionError as exc:
             raise BadInput(f"action {n}: {exc}") from None
-    with _open(args) as desktop, _executor(desktop.display) as executor:
+    return actions
+
+
+def cmd_act(args: argparse.Namespace) -> int:
+    """Validate every action first, then perform them in order on the display, recording each."""
+    from contextlib import closing
+
+    from agent.recording.writer import RecordingWriter
+    from agent.session import open_display, open_executor
+    from agent.stepping import Stepper, ending, final_frame, finish_run
+    from agent.types import Usage
+    from vision.settle import SettleConfig
+
+    _actions(args.actions)  # shape first, before a display is opened
+    with open_display(args.display, args.size) as desktop, closing(open_executor(desktop.display)) as executor:
         screen = executor.screen
-        actions = []
-        for n, data in enumerate(raw, 1):
-            try:
-                actions.append(parse_action(data, screen.size, "screen"))
-            except ActionError as exc:
-                raise BadInput(f"action {n}: {exc}") from None
+        actions = _actions(args.actions, screen)
         recorder = RecordingWriter(Path(args.out), "act", screen={"width": screen.size.width,
                                                                  "height": screen.size.height, "scale": screen.scale})
-        status, message = ExitCode.OK, f"{len(actions)} actions performed"
-        frame = screen.grab()
-        for n, action in enumerate(actions, 1):
-            started = time.monotonic()
-            result = executor.perform(action)
-            settled = wait_until_settled(screen.grab, before=frame)
-            point = getattr(action, "coordinate", None) or getattr(action, "start_coordinate", None)
-            anchor = recorder.save_anchor(frame, point, recorder.steps) if point else None
-            recorder.add_step(action=action.model_dump(exclude_none=True), frame=recorder.save_frame(frame),
-                              anchor=anchor, ok=result.ok, error=result.error, output=result.output,
-                              timing={"exec_ms": round((time.monotonic() - started) * 1000, 1),
-                                      "settle_ms": round(settled.elapsed_s * 1000, 1)})
-            frame = settled.frame
-            if result.error:
-                print(f"action {n} ({action.action}) failed: {result.error}", file=sys.stderr)
-                status, message = ExitCode.FAILED, f"action {n} failed: {result.error}"
-                break
-            detail = result.output or (f"image {result.image.size}" if result.image is not None else "ok")
-            print(f"{n} {action.action}: {detail}")
-        recorder.finish("succeeded" if status == ExitCode.OK else "failed", final_frame=frame,
-                        error=None if status == ExitCode.OK else message)
+        stepper = Stepper(recorder, screen.grab, SettleConfig(), source="script")
+        status, code, message = "succeeded", ExitCode.OK, f"{len(actions)} actions performed"
+        try:
+            for n, action in enumerate(actions, 1):
+                before = stepper.look()
+                result, timing = stepper.perform(lambda action=action: executor.perform(action))
+                stepper.log(before, action=action.model_dump(exclude_none=True), result=result, timing=timing,
+                            point=getattr(action, "coordinate", None) or getattr(action, "start_coordinate", None),
+                            output=result.output)
+                if result.error:
+                    print(f"action {n} ({action.action}) failed: {result.error}", file=sys.stderr)
+                    status, code, message = "failed", ExitCode.FAILED, f"action {n} failed: {result.error}"
+                    break
+                detail = result.output or (f"image {result.image.size}" if result.image is not None else "ok")
+                print(f"{n} {action.action}: {detail}")
+        except KeyboardInterrupt as exc:  # the recording still ends; main() says "interrupted"
+            finish_run(recorder, *ending(exc), steps=recorder.steps, usage=Usage(),
+                       final=final_frame(screen.grab, stepper.frame))
+            raise
+        finish_run(recorder, status, code, message, steps=recorder.steps, usage=Usage(),
+                   final=final_frame(screen.grab, stepper.frame))
         print(f"recording: {recorder.path}")
-        return status
+        return code
 
 
 def cmd_screenshot(args: argparse.Namespace) -> int:
@@ -159,6 +153,7 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
 
     from agent.models import registry
     from agent.models.base import DEFAULT_MODEL
+    from agent.session import open_display
     from vision.capture import CaptureError, Screen
     from vision.encode import encode, encode_for_model
 
@@ -167,7 +162,7 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
         raise BadInput(f"--out {out}: screenshots are saved as PNG; use a .png file name")
     if not out.parent.is_dir():
         raise BadInput(f"--out {out}: folder {out.parent} does not exist")
-    with _open(args) as desktop, Screen(desktop.display) as screen:
+    with open_display(args.display, args.size) as desktop, Screen(desktop.display) as screen:
         try:
             frame = screen.grab()
         except CaptureError as exc:
@@ -181,53 +176,20 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _open(args: argparse.Namespace):  # noqa: ANN202 - returns a Desktop (context manager)
-    from agent.session import open_display
-    from vision.geometry import Size
-
-    try:
-        size = Size.parse(args.size) if getattr(args, "size", None) else None
-    except ValueError as exc:
-        raise BadInput(str(exc)) from None
-    return open_display(args.display, size)
-
-
-def _executor(display: str):  # noqa: ANN202 - returns an Executor (closed by `with`)
-    from contextlib import closing
-
-    from actions.platform import open_executor
-    from actions.result import ToolError
-
-    try:
-        return closing(open_executor(display))
-    except ToolError as exc:
-        raise EnvironmentProblem(str(exc)) from None
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a goal with the model; live progress; `recording: PATH` as the last line."""
-    from agent.budget import Limits
     from agent.loop import LoopConfig
     from agent.models.base import DEFAULT_MODEL, ModelConfig
     from agent.session import Callbacks, RunOptions, run_goal
-    from vision.geometry import Size
+    from agent.ui.options import limits
 
-    for name in ("max_steps", "max_seconds", "max_cost", "max_tokens", "thinking", "rollouts", "parallel"):
-        value = getattr(args, name)
-        if value is not None and value <= 0:
-            raise BadInput(f"--{name.replace('_', '-')} must be positive, got {value}")
-    try:
-        size = Size.parse(args.size) if args.size else None
-    except ValueError as exc:
-        raise BadInput(str(exc)) from None
     models = args.model or []
     if args.rollouts is None and (args.parallel or args.apply or len(models) > 1):
         raise BadInput("--parallel, --apply and several --model need --rollouts N")
     options = RunOptions(
         model=ModelConfig(model=models[0] if models else DEFAULT_MODEL, tool_version=args.tool_version,
-                            thinking_budget=args.thinking),
-        loop=LoopConfig(limits=Limits(args.max_steps, args.max_seconds, args.max_cost, args.max_tokens)),
-        display=args.display, size=size, out=Path(args.out))
+                          thinking_budget=args.thinking),
+        loop=LoopConfig(limits=limits(args)), display=args.display, size=args.size, out=Path(args.out))
     callbacks = Callbacks(on_step=print_step, confirm_mode=args.confirm)
     if args.rollouts is not None:
         from agent.rollouts.run import run_rollouts
@@ -275,13 +237,8 @@ def cmd_record(args: argparse.Namespace) -> int:
     """Record a demonstration; `recording: PATH` as the last line."""
     from agent.replay.recorder import record
     from agent.session import RunOptions
-    from vision.geometry import Size
 
-    try:
-        size = Size.parse(args.size) if args.size else None
-    except ValueError as exc:
-        raise BadInput(str(exc)) from None
-    outcome = record(RunOptions(display=args.display, size=size, out=Path(args.out)), on_step=print_step)
+    outcome = record(RunOptions(display=args.display, size=args.size, out=Path(args.out)), on_step=print_step)
     print(f"{outcome.result.status}: {outcome.result.message}")
     print(f"recording: {outcome.recording}")
     return outcome.result.exit_code
