@@ -50,7 +50,7 @@ class JobContext:
         Posts ("confirm", request, answers) and waits for the answer; a stopped job denies (and
         posts "confirm_closed"). A rule answered "always" is not asked about again in this job.
         """
-        from agent.safety.policy import describe_call
+        from agent.safety.confirm import describe_call
 
         if verdict.rule and verdict.rule in self.always:  # also across a task's agent steps
             return "always"
