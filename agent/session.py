@@ -170,7 +170,9 @@ class Session:
 
     def policy_confirm(self, callbacks: Callbacks) -> Callable[[ToolCall, Any], None]:
         """The safety policy's confirm hook: every model action is allowed, asked about or refused by rule."""
-        from agent.safety.policy import Policy, context_provider, default_confirm_mode, make_confirm, terminal_asker
+        from agent.safety.confirm import default_confirm_mode, make_confirm, terminal_asker
+        from agent.safety.policy import Policy
+        from agent.safety.rules import context_provider
 
         policy = Policy.load(overrides=callbacks.policy_overrides)
         mode = callbacks.confirm_mode or default_confirm_mode()

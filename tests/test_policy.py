@@ -19,21 +19,15 @@ from agent.errors import BadInput, ExitCode
 from agent.loop import LoopConfig
 from agent.models.scripted import ScriptedModel, say
 from agent.recording.writer import Recording
-from agent.safety.policy import (
+from agent.safety.confirm import Denied, default_confirm_mode, describe_call, make_confirm, terminal_asker
+from agent.safety.policy import Policy, PolicyError, user_policy_path
+from agent.safety.rules import (
     TERMINAL_CLASSES,
-    Denied,
-    Policy,
     PolicyContext,
-    PolicyError,
     Verdict,
     context_provider,
-    default_confirm_mode,
-    describe_call,
     focused_window,
     is_terminal_window,
-    make_confirm,
-    terminal_asker,
-    user_policy_path,
 )
 from agent.session import Callbacks, RunOptions, run_goal
 from agent.types import ToolCall

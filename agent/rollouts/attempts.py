@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 import re
 import shutil
@@ -39,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.errors import DeskpilotError, ExitCode
 from agent.models.base import ModelConfig
-from agent.recording.writer import Recording, RecordingError, RecordingWriter
+from agent.recording.writer import META_FILE, Recording, RecordingError, RecordingWriter, mark_crashed
 from agent.session import Callbacks, RunOptions, RunOutcome, run_goal
 from agent.tasks.runner import run_task
 from agent.tasks.schema import Task
@@ -168,20 +167,11 @@ def _run_one(target: Task | str, options: RunOptions, desktop: Any, callbacks: C
 
 def _mark_crashed(folder: Path, kind: str, goal: str | None, task: str | None, message: str) -> Path:
     """The attempt's recording after a crash: a "running" one is marked "error"; none: a stub is written."""
-    found = sorted(p for p in folder.iterdir() if (p / "meta.json").is_file()) if folder.is_dir() else []
+    found = sorted(p for p in folder.iterdir() if (p / META_FILE).is_file()) if folder.is_dir() else []
     if found:
         path = found[-1]
-        meta_path = path / "meta.json"
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            if meta.get("status") == "running":
-                meta.update(status="error", error=message,
-                            ended=time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()))
-                tmp = meta_path.with_name(f".meta.json.{os.getpid()}.tmp")
-                tmp.write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-                os.replace(tmp, meta_path)
-        except (OSError, ValueError):
-            pass
+        with contextlib.suppress(OSError, RecordingError):  # an unreadable recording is left as it is
+            mark_crashed(path, message)
         return path
     writer = RecordingWriter(folder, kind, goal=goal, task=task)
     writer.finish("error", error=message)

@@ -81,7 +81,6 @@ details.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -90,6 +89,8 @@ from typing import TYPE_CHECKING, Any
 
 from agent.errors import BadInput, ExitCode
 from agent.models.base import ModelConfig
+from agent.recording.format import RecordingError
+from agent.recording.reader import Recording
 from agent.recording.writer import RecordingWriter
 from agent.rollouts.apply import Applier
 from agent.rollouts.attempts import (
@@ -326,8 +327,8 @@ class _Rollouts:
         if attempt is None or attempt.recording is None:
             return {}
         try:
-            meta = json.loads((attempt.recording / "meta.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            meta = Recording.load(attempt.recording).meta
+        except (OSError, RecordingError):
             return {}
         return {k: meta[k] for k in ("screen", "model_image") if isinstance(meta.get(k), dict)}
 

@@ -9,7 +9,6 @@ so they show in the window, never only on stderr. No Tk here.
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
@@ -50,7 +49,7 @@ class JobContext:
         Posts ("confirm", request, answers) and waits for the answer; a stopped job denies (and
         posts "confirm_closed"). A rule answered "always" is not asked about again in this job.
         """
-        from agent.safety.policy import describe_call
+        from agent.safety.confirm import describe_call
 
         if verdict.rule and verdict.rule in self.always:  # also across a task's agent steps
             return "always"
@@ -192,11 +191,12 @@ def store_key_job(post: Callable[..., None], key: str) -> None:
 
 def recorded_size(path: Path) -> Any:
     """The logical screen size a recording was made on, or None."""
+    from agent.recording.reader import Recording
     from vision.geometry import Size
 
     try:
-        screen = json.loads((path / "meta.json").read_text(encoding="utf-8"))["screen"]
-        scale = float(screen.get("scale") or 1.0)
-        return Size(round(screen["width"] / scale), round(screen["height"] / scale))
-    except Exception:  # the replay itself reports a bad recording
+        screen = Recording.load(path).meta.screen
+        scale = float(screen.scale or 1.0)
+        return Size(round(screen.width / scale), round(screen.height / scale))
+    except Exception:  # the replay itself reports a bad recording (or one without a screen)
         return None

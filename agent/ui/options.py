@@ -107,7 +107,7 @@ def model_options(*, repeat: bool = False, help: str | None = None) -> argparse.
 
 def confirm_option() -> argparse.ArgumentParser:
     """`--confirm ask|allow|deny`: how the safety policy's risky actions are decided."""
-    from agent.safety.policy import MODES
+    from agent.safety.confirm import MODES
 
     parser = _parent()
     parser.add_argument("--confirm", choices=MODES, default=None,
