@@ -5,10 +5,10 @@ from __future__ import annotations
 import ast
 import re
 import shutil
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from tests.layout_rules import layer_of, violations
 
