@@ -7,7 +7,12 @@ path such as `("steps", 2, "click")`. It refuses, as `YamlError` with every prob
 - invalid YAML (a syntax error; `syntax` problems);
 - a key that appears twice in one mapping (PyYAML would silently keep the last one);
 - a tag other than the plain map, sequence and safe scalar tags (`!!python/object`, `!custom`);
-- a recursive alias, and documents of more than MAX_NODES values (an alias bomb).
+- a recursive alias, and documents of more than MAX_NODES values (an alias bomb), counted while
+  the text is parsed, so a huge document is refused after MAX_NODES values, not after all of them;
+- text longer than MAX_CHARS characters (before parsing: kind "too_large"), control characters
+  such as NUL, BEL or ESC (kind "control", naming the line, column and code point), and
+  collections nested more than MAX_DEPTH levels deep (kind "too_deep"), which PyYAML would
+  otherwise follow into a RecursionError.
 
 Aliases and merge keys (`<<: *defaults`, explicit keys win) are read as PyYAML reads them.
 With `mapping=True` the top level must be a mapping: an empty document or another top level
@@ -19,6 +24,7 @@ A path is a tuple of keys (str) and list indices (int); `format_path` writes it 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +32,11 @@ if TYPE_CHECKING:
     import yaml
 
 MAX_NODES = 100_000
+MAX_DEPTH = 64  # nested mappings and lists; a task or policy file needs fewer than 10
+MAX_CHARS = 1 << 20  # 1 MiB of text
+# what YAML 1.1 allows in a document (PyYAML refuses the rest with a traceback-worthy ReaderError)
+_NOT_PRINTABLE = re.compile("[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
+_CONTROL_NAMES = {0: "NUL", 7: "BEL", 8: "BS", 0x0B: "VT", 0x0C: "FF", 0x1B: "ESC", 0x7F: "DEL"}
 
 YamlPath = tuple[str | int, ...]
 _MAP_TAGS = {"tag:yaml.org,2002:map"}
@@ -37,7 +48,8 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 class YamlProblem:
     """One thing wrong with a YAML text: its line, the path of the value concerned, and what.
 
-    `kind` says what is wrong: "syntax" (invalid YAML), "too_large" (more than MAX_NODES values),
+    `kind` says what is wrong: "syntax" (invalid YAML), "too_large" (more than MAX_NODES values or
+    MAX_CHARS characters), "too_deep" (nested more than MAX_DEPTH levels), "control" (a control character),
     "duplicate" (a key at `path` appears twice), "tag" (an unsupported tag), "alias" (a recursive
     alias), "value" (another key or value at `path` that cannot be read), "empty" or "not_mapping"
     (the top level, with `mapping=True`; `found` says what it is).
@@ -94,7 +106,13 @@ def read_yaml(text: str, *, mapping: bool = False) -> YamlDocument:
     """
     import yaml
 
-    loader = yaml.SafeLoader(text)
+    if len(text) > MAX_CHARS:
+        raise YamlError([YamlProblem(1, (), f"too large: {len(text)} characters, the limit is {MAX_CHARS} "
+                                            f"({MAX_CHARS // (1 << 20)} MiB)", "too_large")])
+    bad = _NOT_PRINTABLE.search(text)
+    if bad:
+        raise YamlError([_control_problem(text, bad.start())])
+    loader = _make_loader(text)
     try:
         try:
             node = loader.get_single_node()
@@ -102,6 +120,11 @@ def read_yaml(text: str, *, mapping: bool = False) -> YamlDocument:
             raise YamlError([_syntax_problem(exc)]) from None
         except yaml.YAMLError as exc:
             raise YamlError([YamlProblem(1, (), f"invalid YAML: {exc}", "syntax")]) from None
+        except _TooDeep as exc:
+            raise YamlError([YamlProblem(exc.line, (), f"nested more than {MAX_DEPTH} levels deep", "too_deep")]
+                            ) from None
+        except _TooLarge:
+            raise YamlError([YamlProblem(1, (), f"more than {MAX_NODES} values", "too_large")]) from None
         if mapping and node is None:
             raise YamlError([YamlProblem(1, (), "the document is empty", "empty")])
         if mapping and not isinstance(node, yaml.MappingNode):
@@ -201,6 +224,60 @@ class _Reader:
 
 class _TooLarge(Exception):
     pass
+
+
+class _TooDeep(Exception):
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+def _counting_loader_class() -> type:
+    """PyYAML's SafeLoader, composing with a bound on nesting depth and on the number of nodes."""
+    import yaml
+
+    class CountingLoader(yaml.SafeLoader):
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self.depth = 0
+            self.nodes = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            self.nodes += 1
+            if self.nodes > MAX_NODES:
+                raise _TooLarge
+            self.depth += 1
+            try:
+                if self.depth > MAX_DEPTH:
+                    raise _TooDeep(self.peek_event().start_mark.line + 1)
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+    return CountingLoader
+
+
+_loader_class: type | None = None
+
+
+def _make_loader(text: str) -> Any:
+    """A bounded loader (see `_counting_loader_class`) for `text`; the class is built on first use."""
+    global _loader_class
+    if _loader_class is None:
+        _loader_class = _counting_loader_class()
+    return _loader_class(text)
+
+
+def _control_problem(text: str, at: int) -> YamlProblem:
+    """The first character YAML does not allow, named by line, column and code point."""
+    line = text.count("\n", 0, at) + 1
+    column = at - (text.rfind("\n", 0, at) + 1) + 1
+    code = ord(text[at])
+    name = _CONTROL_NAMES.get(code)
+    what = f"U+{code:04X}" + (f" ({name})" if name else "")
+    kind = "control character" if code < 0x20 or 0x7F <= code < 0xA0 else "character"
+    return YamlProblem(line, (), f"{kind} {what} at column {column}: a YAML file holds printable text only",
+                       "control")
 
 
 def _line(node: yaml.Node) -> int:

@@ -5,7 +5,9 @@ file, the (1-based) line and the field of every problem found, e.g.
 
     fill.yaml:7: steps[2].click.index: Input should be a valid integer, got 'two'
 
-Nothing in a task runs before the whole file validates. Beyond the schema, loading checks that
+Nothing in a task runs before the whole file validates. The file must be a regular file of at
+most MAX_TASK_BYTES (1 MiB, checked before it is read); the YAML reader refuses control characters,
+nesting deeper than 64 levels and more than 100,000 values (agent.yaml_lines). Beyond the schema, loading checks that
 every image file exists (paths are relative to the task file's folder), that every secret's
 environment variable is set, that `key:` steps name real keys, and that no YAML key is repeated
 (PyYAML would silently keep the last one). `task_json_schema()` is the format as a JSON Schema.
@@ -28,6 +30,7 @@ from agent.yaml_lines import YamlDocument, YamlError, YamlPath, YamlProblem, for
 
 SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
 MAX_PROBLEMS = 20
+MAX_TASK_BYTES = 1 << 20  # 1 MiB: refused before reading; real task files are a few KB
 
 # error fields for problems that are not about one key
 FILE_FIELD, YAML_FIELD, TASK_FIELD = "file", "yaml", "task"
@@ -107,7 +110,7 @@ def _read(text: str, label: str) -> YamlDocument:
 
 
 def _yaml_problem(problem: YamlProblem) -> Problem:
-    if problem.kind in ("syntax", "too_large"):
+    if problem.kind in ("syntax", "too_large", "too_deep", "control"):
         return Problem(problem.line, YAML_FIELD, problem.message)
     if problem.kind == "empty":
         return Problem(problem.line, TASK_FIELD, "the file is empty; a task needs a goal or steps")
@@ -166,14 +169,7 @@ def load_task(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None
     folder and each item's `line` recorded. Raises TaskFileError naming the file, the line and the
     field of every problem; secrets are looked up in `environ` (default: os.environ).
     """
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise TaskFileError(path, [Problem(None, FILE_FIELD, "no such file")]) from None
-    except IsADirectoryError:
-        raise TaskFileError(path, [Problem(None, FILE_FIELD, "is a directory, not a task file")]) from None
-    except OSError as exc:
-        raise TaskFileError(path, [Problem(None, FILE_FIELD, f"cannot read: {exc.strerror or exc}")]) from None
+    raw = _read_bytes(path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -181,6 +177,34 @@ def load_task(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None
         raise TaskFileError(path, [Problem(line, FILE_FIELD, f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at "
                                                              f"offset {exc.start})")]) from None
     return parse_task(text, path, environ=environ)
+
+
+def _read_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The file's bytes: a regular file of at most MAX_TASK_BYTES, checked before reading (never a FIFO,
+    a device or a 50 MB file read whole); TaskFileError naming the problem otherwise."""
+    import stat
+
+    def refuse(message: str) -> TaskFileError:
+        return TaskFileError(path, [Problem(None, FILE_FIELD, message)])
+
+    try:
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            raise refuse("is a directory, not a task file")
+        if not stat.S_ISREG(info.st_mode):
+            raise refuse("not a regular file (a device, pipe or socket is never read as a task)")
+        if info.st_size > MAX_TASK_BYTES:
+            raise refuse(f"too large: {info.st_size} bytes, a task file may have at most {MAX_TASK_BYTES} bytes "
+                         f"({MAX_TASK_BYTES // (1 << 20)} MiB)")
+        with open(path, "rb") as f:  # noqa: PTH123 - bounded read
+            raw = f.read(MAX_TASK_BYTES + 1)
+    except FileNotFoundError:
+        raise refuse("no such file") from None
+    except OSError as exc:
+        raise refuse(f"cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_TASK_BYTES:  # it grew while being read
+        raise refuse(f"too large: more than {MAX_TASK_BYTES} bytes ({MAX_TASK_BYTES // (1 << 20)} MiB)")
+    return raw
 
 
 def task_json_schema() -> dict[str, Any]:
