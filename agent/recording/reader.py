@@ -4,11 +4,20 @@ A crash leaves complete lines plus at most one partial last line in steps.jsonl 
 the partial line is dropped and the recording is `truncated`; a broken line anywhere else is
 corruption. Every complete step is validated as a `Step` and meta.json as a `Meta`; the errors
 name the file, the line and the field.
+
+Nothing outside the recording folder is ever read: every file the recording names (meta.json,
+the JSONL files, frames, anchors) must, once links are followed, be a regular file inside the
+folder's real path (a link that stays inside is fine, one that leaves it is refused), and no
+bigger than its limit (MAX_JSONL_BYTES, MAX_META_BYTES, MAX_IMAGE_BYTES). JSON nested more than
+MAX_JSON_DEPTH levels deep is refused naming its line (no RecursionError), and a PNG larger than
+MAX_IMAGE_SIDE pixels on a side is never decoded.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,17 +39,86 @@ from agent.recording.format import (
 if TYPE_CHECKING:
     import numpy as np
 
+MAX_JSONL_BYTES = 256 << 20  # steps.jsonl or model.jsonl: about 100,000 steps
+MAX_META_BYTES = 16 << 20
+MAX_IMAGE_BYTES = 64 << 20
+MAX_IMAGE_SIDE = 16384  # pixels, as the largest display a task may ask for
+MAX_JSON_DEPTH = 64  # a step line nests about 5 levels
+
+
+def contained(root: Path, relative: str | Path, where: str, max_bytes: int) -> Path:
+    """The regular file `relative` names inside the recording folder `root`, checked on its real path.
+
+    RecordingError naming `where` when, links followed, it is not inside the folder, is not a
+    regular file (a device, a pipe, a folder) or is bigger than `max_bytes`. Returns the path as
+    `root / relative` (not resolved: links inside the folder stay as they are).
+    """
+    path = root / relative
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if os.path.commonpath([real_root, real]) != real_root:
+        raise RecordingError(f"{where}: {relative} is a link to {real}, outside the recording {root}; "
+                             "nothing outside a recording is read")
+    try:
+        info = os.stat(real)
+    except FileNotFoundError:
+        raise RecordingError(f"{where}: {relative} is missing from {root}") from None
+    except OSError as exc:
+        raise RecordingError(f"{where}: {relative} cannot be read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise RecordingError(f"{where}: {relative} is not a regular file")
+    if info.st_size > max_bytes:
+        raise RecordingError(f"{where}: {relative} is too large ({info.st_size} bytes, the limit is {max_bytes})")
+    return path
+
+
+def _read_contained(root: Path, relative: str, max_bytes: int) -> bytes:
+    """The bytes of the recording file `relative` in `root`, checked by `contained` first."""
+    path = contained(root, relative, str(root / relative), max_bytes)
+    try:
+        with open(path, "rb") as f:  # noqa: PTH123 - bounded read
+            data = f.read(max_bytes + 1)
+    except OSError as exc:
+        raise RecordingError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    if len(data) > max_bytes:
+        raise RecordingError(f"{path}: too large (more than {max_bytes} bytes)")
+    return data
+
+
+def _too_deep(obj: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when lists and objects in `obj` nest more than `limit` levels (checked without recursion)."""
+    stack = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > limit:
+                return True
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def parse_json(text: str | bytes, where: str) -> Any:
+    """JSON text decoded, or RecordingError naming `where` when it nests more than MAX_JSON_DEPTH levels.
+
+    json.JSONDecodeError and UnicodeDecodeError pass through for the caller to word.
+    """
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise RecordingError(f"{where}: nested more than {MAX_JSON_DEPTH} levels deep") from None
+    if _too_deep(value):
+        raise RecordingError(f"{where}: nested more than {MAX_JSON_DEPTH} levels deep")
+    return value
+
 
 def read_jsonl(path: Path, *, required: bool) -> tuple[list[tuple[int, dict]], bool]:
     """Parse a JSONL file: ([(line number, record)], truncated). Only an unterminated last line may be broken."""
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         if required:
             raise RecordingError(f"{path}: missing")
         return [], False
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise RecordingError(f"{path}: cannot be read: {exc}") from None
+    data = _read_contained(path.parent, path.name, MAX_JSONL_BYTES)
     lines = data.split(b"\n")
     last = len(lines) - 1  # lines[last] is what follows the final newline ("" when complete)
     records: list[tuple[int, dict]] = []
@@ -48,7 +126,7 @@ def read_jsonl(path: Path, *, required: bool) -> tuple[list[tuple[int, dict]], b
         if not raw.strip():
             continue
         try:
-            record = json.loads(raw.decode("utf-8"))
+            record = parse_json(raw.decode("utf-8"), f"{path}: line {number}")
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             if number - 1 == last:  # no newline after it: a write cut short by a crash
                 return records, True
@@ -61,10 +139,11 @@ def read_jsonl(path: Path, *, required: bool) -> tuple[list[tuple[int, dict]], b
 
 def _meta_json(meta_path: Path) -> dict[str, Any]:
     """meta.json decoded, with a format, status and kind this deskpilot reads (not yet typed)."""
-    if not meta_path.is_file():
+    if not meta_path.exists() and not meta_path.is_symlink():
         raise RecordingError(f"{meta_path}: missing; {meta_path.parent} is not a deskpilot recording")
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        data = _read_contained(meta_path.parent, meta_path.name, MAX_META_BYTES)
+        meta = parse_json(data.decode("utf-8"), str(meta_path))
     except json.JSONDecodeError as exc:
         raise RecordingError(f"{meta_path}: line {exc.lineno} column {exc.colno}: not valid JSON ({exc.msg})") from None
     except (UnicodeDecodeError, OSError) as exc:
@@ -91,8 +170,7 @@ def check_ref(root: Path, relative: Any, where: str) -> None:
     """RecordingError unless `relative` names a file inside the recording folder `root`."""
     if not isinstance(relative, str) or not is_inside(relative):
         raise RecordingError(f"{where}: {relative!r} is not a path inside the recording")
-    if not (root / relative).is_file():
-        raise RecordingError(f"{where}: {relative} is missing from {root}")
+    contained(root, relative, where, MAX_IMAGE_BYTES)
 
 
 def _check_step(root: Path, expected: int, step: dict, where: str) -> None:
@@ -208,8 +286,15 @@ class Recording:
         """Decode an image of the recording (e.g. "frames/000003.png") into BGR pixels."""
         from vision.encode import decode
 
-        check_ref(self.path, relative, str(self.path))
+        if not isinstance(relative, str) or not is_inside(relative):
+            raise RecordingError(f"{self.path}: {relative!r} is not a path inside the recording")
+        data = _read_contained(self.path, relative, MAX_IMAGE_BYTES)
+        if data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) >= 24:
+            width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+            if width > MAX_IMAGE_SIDE or height > MAX_IMAGE_SIDE:
+                raise RecordingError(f"{self.path / relative}: {width}x{height} pixels, more than "
+                                     f"{MAX_IMAGE_SIDE} on a side")
         try:
-            return decode((self.path / relative).read_bytes())
+            return decode(data)
         except ValueError as exc:
             raise RecordingError(f"{self.path / relative}: {exc}") from None

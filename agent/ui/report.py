@@ -26,9 +26,9 @@ A recording still "running", or with a truncated last line, renders what exists,
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -36,7 +36,10 @@ from typing import Any
 from urllib.parse import quote
 
 from agent.recording.describe import POINTER_ACTIONS, describe, point_of
-from agent.recording.writer import Recording
+from agent.recording.files import atomic_write
+from agent.recording.format import is_inside
+from agent.recording.reader import MAX_IMAGE_BYTES, contained
+from agent.recording.writer import Recording, RecordingError
 
 REPORT_FILE = "report.html"
 TEMPLATE = "report.html.j2"
@@ -180,7 +183,8 @@ class _PageBuilder:
         if not self.embed:
             return quote(relative, safe="/")
         mime = "image/jpeg" if relative.lower().endswith((".jpg", ".jpeg")) else "image/png"
-        return f"data:{mime};base64,{base64.b64encode((self.rec.path / relative).read_bytes()).decode()}"
+        path = contained(self.rec.path, relative, str(self.rec.path), MAX_IMAGE_BYTES)  # checked again, as read
+        return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
 
     def marker(self, p: tuple[float, float], cls: str = "") -> Marker:
         return Marker(f"{p[0]:g}", f"{p[1]:g}", _pct(p[0], self.w), _pct(p[1], self.h), cls)
@@ -251,11 +255,11 @@ class _PageBuilder:
         for n, a in enumerate(attempts):
             a = a if isinstance(a, dict) else {"path": str(a)}
             path, final = str(a.get("path") or ""), ""
-            for base in (self.rec.path, self.rec.path.parent):
-                image = base / path / "frames" / "final.png"
-                if path and image.is_file():
-                    final = quote(Path(os.path.relpath(image, self.rec.path)).as_posix(), safe="/.")
-                    break
+            image = f"{path.rstrip('/')}/frames/final.png"
+            if path and is_inside(image):  # only an attempt inside this recording is linked
+                with contextlib.suppress(RecordingError):
+                    contained(self.rec.path, image, "attempt", MAX_IMAGE_BYTES)
+                    final = quote(image, safe="/.")
             cards.append(AttemptCard(n, n == chosen, str(a.get("status", "?")), path, str(a.get("passed")),
                                      str(a.get("steps", "–")), _usd(a.get("cost_usd"), " · "), final))
         return cards
@@ -315,9 +319,7 @@ def write_report(recording: Path | str, *, embed: bool = False) -> Path:
     rec = Recording.load(recording)
     html = render_report(rec, embed=embed)
     target = rec.path / REPORT_FILE
-    tmp = target.with_name(f".{REPORT_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, target)
+    atomic_write(target, html.encode("utf-8"))  # a new file renamed over the name: a link there is replaced
     return target
 
 
