@@ -105,7 +105,8 @@ class Session:
                                          actions=self._model.computer_actions, secrets=secrets)
             bash = BashTool(cwd=options.workdir, env={"DISPLAY": desktop.display, **(bash_env or {})})
             self._stack.callback(bash.close)
-            self.tools = ToolBox([self.computer, bash, EditorTool(root=options.workdir)])
+            self.tools = ToolBox([self.computer, bash, EditorTool(root=options.workdir)],
+                                 secrets=(secrets or {}).values())
             if kill_switch:
                 self._start_kill_switch()
             self._closed = threading.Event()
@@ -180,8 +181,10 @@ class Session:
         return make_confirm(policy, mode, context_provider(self.options.workdir, self.desktop.display), asker)
 
     def command_env(self) -> dict[str, str]:
-        """The environment of task commands: the display, and this Python first on PATH."""
-        env = self.desktop.env()
+        """The environment of task commands: the display, this Python first on PATH, no secret variables."""
+        from agent.vault import scrub
+
+        env = scrub(self.desktop.env())
         env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
         return env
 

@@ -18,7 +18,7 @@ MAX_CLASS_LINES = 250
 
 # agent's layers, lowest first; a module belongs to the first entry that is a prefix of its name
 LAYERS: tuple[tuple[int, tuple[str, ...]], ...] = (
-    (1, ("agent.types", "agent.errors", "agent.yaml_lines")),
+    (1, ("agent.types", "agent.errors", "agent.yaml_lines", "agent.vault")),
     (2, ("agent.models", "agent.tools")),
     (3, ("agent.loop", "agent.session", "agent.safety", "agent.recording", "agent.budget", "agent.stepping")),
     (4, ("agent.tasks", "agent.replay", "agent.rollouts", "agent.eval", "agent.mcp")),

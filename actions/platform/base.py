@@ -72,9 +72,10 @@ class Desktop(Protocol):
     def env(self) -> dict[str, str]:
         """A copy of the environment for programs on this display."""
 
-    def launch(self, command: str | list[str], cwd: str | Path | None = None,
-               env: dict | None = None) -> subprocess.Popen:
-        """Start a program in the background on this display."""
+    def launch(self, command: str | list[str], cwd: str | Path | None = None, env: dict | None = None, *,
+               environ: dict | None = None, stdout: Any = None, stderr: Any = None) -> subprocess.Popen:
+        """Start a program in the background on this display (`environ`: its whole environment instead
+        of `env()` plus `env`; `stdout`/`stderr` as for subprocess.Popen)."""
 
     def size(self) -> Size:
         """The screen size in pixels."""

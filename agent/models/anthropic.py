@@ -9,7 +9,6 @@ pruning) is in `anthropic_messages`.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -149,9 +148,10 @@ class Claude:
 
     def _key(self) -> str | None:
         from agent.models.credentials import api_key
+        from agent.vault import getenv
 
         key = api_key()
-        if not key and not os.environ.get("ANTHROPIC_AUTH_TOKEN"):
+        if not key and not getenv("ANTHROPIC_AUTH_TOKEN"):
             raise ModelUnavailable("no API key: set ANTHROPIC_API_KEY (or store one with `deskpilot app`, File menu)")
         return key
 
@@ -161,9 +161,12 @@ class Claude:
         if self._client is None:
             import anthropic
 
+            from agent.vault import getenv
+
             key = self._key()
             try:
-                self._client = anthropic.Anthropic(api_key=key, max_retries=self.config.max_retries,
+                token = None if key else getenv("ANTHROPIC_AUTH_TOKEN")  # passed: the environment may not hold it
+                self._client = anthropic.Anthropic(api_key=key, auth_token=token, max_retries=self.config.max_retries,
                                                    timeout=self.config.timeout_s, base_url=self.config.base_url)
             except anthropic.AnthropicError as exc:
                 raise ModelUnavailable(f"cannot create the Anthropic client: {exc}") from None

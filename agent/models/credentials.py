@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
-
 KEYRING_SERVICE = "deskpilot"
 KEYRING_USER = "ANTHROPIC_API_KEY"
 
 
 def api_key() -> str | None:
     """ANTHROPIC_API_KEY from the environment, or the keyring's entry (service "deskpilot"); None if neither."""
-    key = os.environ.get("ANTHROPIC_API_KEY")
+    from agent.vault import getenv, remember
+
+    key = getenv("ANTHROPIC_API_KEY")
     if key:
         return key
     try:
@@ -18,9 +18,11 @@ def api_key() -> str | None:
     except ImportError:
         return None
     try:
-        return keyring.get_password(KEYRING_SERVICE, KEYRING_USER)
+        key = keyring.get_password(KEYRING_SERVICE, KEYRING_USER)
     except Exception:  # no keyring backend on this machine
         return None
+    remember(key)  # redacted from tool output like a variable's value
+    return key
 
 
 def store_api_key(key: str) -> None:

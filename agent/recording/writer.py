@@ -194,7 +194,9 @@ class RecordingWriter:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
         self.kind = kind
         self._lock = threading.RLock()
-        self._secrets = Secrets(secrets)
+        from agent.vault import named_secrets
+
+        self._secrets = Secrets({**named_secrets(), **(secrets or {})})  # API keys are never written either
         extra = dict(extra_meta or {})
         clash = sorted(RESERVED_META.intersection(extra))
         if clash:

@@ -15,7 +15,6 @@ there is one (`hint`). A move or release while the left button is held follows t
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -193,12 +192,14 @@ def secrets_for(plan: list[Planned]) -> dict[str, str]:
         if item.action is not None:
             for name in _secret_names(item.action, item.step):
                 wanted.setdefault(name, []).append(item.i)
-    missing = [n for n in wanted if not os.environ.get(n)]
+    from agent.vault import getenv
+
+    missing = [n for n in wanted if not getenv(n)]
     if missing:
         listing = "; ".join(f"{n} (step {', '.join(map(str, wanted[n]))})" for n in missing)
         raise BadInput(f"the recording types secrets from environment variables that are not set: {listing}; "
                        f"set {' and '.join(missing)} and replay again")
-    return {n: os.environ[n] for n in wanted}
+    return {n: getenv(n) or "" for n in wanted}
 
 
 def _unmask(action: dict, step: dict, secrets: dict[str, str]) -> str:

@@ -11,7 +11,6 @@ and editor calls). An attempt that did not succeed is never applied.
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -73,7 +72,9 @@ class Applier:
                     info: dict[str, Any]) -> None:
         task = self.task
         assert task is not None
-        secrets = {name: os.environ[name] for name in task.secret_names if name in os.environ}
+        from agent.vault import getenv
+
+        secrets = {name: getenv(name) or "" for name in task.secret_names if getenv(name) is not None}
         stop = self.callbacks.stop
         with Session(options, desktop=desktop, secrets=secrets, stop=stop) as session:
             session.tools["bash"].env.update(env)

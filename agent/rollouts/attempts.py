@@ -148,9 +148,10 @@ class EnvDesktop:
         """The desktop's environment plus the extra variables."""
         return {**self._desktop.env(), **self.extra}
 
-    def launch(self, command: str | list[str], cwd: str | Path | None = None, env: dict | None = None) -> Any:
-        """Start a program on the desktop with the extra variables."""
-        return self._desktop.launch(command, cwd=cwd, env={**self.extra, **(env or {})})
+    def launch(self, command: str | list[str], cwd: str | Path | None = None, env: dict | None = None,
+               **options: Any) -> Any:
+        """Start a program on the desktop with the extra variables (`options`: as Desktop.launch)."""
+        return self._desktop.launch(command, cwd=cwd, env={**self.extra, **(env or {})}, **options)
 
 
 def _run_one(target: Task | str, options: RunOptions, desktop: Any, callbacks: Callbacks, model: Any,

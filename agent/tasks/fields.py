@@ -13,7 +13,6 @@ relative paths start from) and `environ` (where secrets are looked up), see `con
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Union
@@ -76,7 +75,11 @@ def suggest(word: str, choices: list[str]) -> str:
 def context_of(info: ValidationInfo) -> tuple[Path, Mapping[str, str]]:
     """The folder paths are relative to and the environment secrets come from."""
     ctx = info.context if isinstance(info.context, dict) else {}
-    return Path(ctx.get("folder") or Path.cwd()), ctx.get("environ", os.environ)
+    if "environ" in ctx:
+        return Path(ctx.get("folder") or Path.cwd()), ctx["environ"]
+    from agent.vault import environ
+
+    return Path(ctx.get("folder") or Path.cwd()), environ()
 
 
 class StrictModel(BaseModel):

@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agent import vault
 from agent.tasks.fields import kind_of
 from agent.tasks.items import CHECK_KINDS, SETUP_KINDS, STEP_KINDS
 from agent.tasks.schema import Task
@@ -149,7 +150,8 @@ def parse_task(text: str, path: str | os.PathLike[str] = "<string>", *,
     label = str(path)
     document = _read(text.removeprefix("\ufeff"), label)
     real = Path(path).resolve() if label != "<string>" else None
-    context = {"folder": real.parent if real else Path.cwd(), "environ": os.environ if environ is None else environ,
+    environ = vault.environ() if environ is None else environ
+    context = {"folder": real.parent if real else Path.cwd(), "environ": environ,
                "name": real.stem if real else None}
     try:
         task = Task.model_validate(document.data, context=context)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from actions.vocabulary import parse_action
+from agent import vault
 from agent.budget import Budget, Limits
 from agent.errors import ExitCode, RunEnded, Stopped
 from agent.recording.writer import RecordingWriter
@@ -105,7 +106,7 @@ class TaskRunner:
         where = f"setup {n} (line {item.line}): {item.describe()}"
         if isinstance(item, LaunchStep):
             self.launched.append(self.session.desktop.launch(item.launch, cwd=self.task.folder,
-                                                             env=self.session.command_env()))
+                                                             environ=self.session.command_env()))
         elif isinstance(item, RunStep):
             code, output = self.run_command(item.run)
             if code != 0:
@@ -127,7 +128,7 @@ class TaskRunner:
                       "coordinate": list(found.point)}
             extra["start_target"] = start.as_dict()
         elif isinstance(item, TypeStep):
-            text = os.environ[item.type.secret] if isinstance(item.type, SecretText) else item.type
+            text = (vault.getenv(item.type.secret) or "") if isinstance(item.type, SecretText) else item.type
             if isinstance(item.type, SecretText):
                 self.recorder.add_secret(item.type.secret, text)
             action = {"action": "type", "text": text}
@@ -266,7 +267,7 @@ def run_task(task: Task, options: RunOptions, *, desktop: Any = None, callbacks:
     """Run a loaded task file and return how it ended (`kill_switch`, `bash_env`, `meta`: as run_goal)."""
     if task.display is not None and options.size is None and options.display in ("auto", "virtual"):
         options = replace(options, size=task.display.size, display="virtual")
-    secrets = {name: os.environ[name] for name in task.secret_names if name in os.environ}
+    secrets = {name: vault.getenv(name) or "" for name in task.secret_names if vault.getenv(name) is not None}
     callbacks = callbacks or Callbacks()
     if callbacks.policy_overrides is None:
         callbacks = replace(callbacks, policy_overrides=task.policy)

@@ -12,10 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from actions.result import ToolError
+from actions.result import ToolError, ToolResult
 
 if TYPE_CHECKING:
-    from actions.result import ToolResult
     from actions.vocabulary import Action
     from agent.types import ToolCall, ToolSpec
 
@@ -70,10 +69,16 @@ class Tool(Protocol):
 
 
 class ToolBox:
-    """The tools of a run, by name."""
+    """The tools of a run, by name.
 
-    def __init__(self, tools: Iterable[Tool]) -> None:
+    Every result's text (output, error, system note) is redacted before anyone sees it: each known
+    secret value (agent.vault.secret_values: API keys, sealed variables, and `secrets`, e.g. a
+    task's secret values) is replaced by "•••", so neither the recording nor the model gets it.
+    """
+
+    def __init__(self, tools: Iterable[Tool], secrets: Iterable[str] = ()) -> None:
         self.tools: dict[str, Tool] = {tool.name: tool for tool in tools}
+        self.secrets = [s for s in secrets if s]
 
     def __getitem__(self, name: str) -> Tool:
         return self.tools[name]
@@ -93,5 +98,18 @@ class ToolBox:
         return tool.validate(call)
 
     def run(self, invocation: Invocation) -> ToolResult:
-        """Perform a validated call with its tool."""
-        return self.tools[invocation.tool](invocation)
+        """Perform a validated call with its tool; the result comes back redacted."""
+        try:
+            return self.redacted(self.tools[invocation.tool](invocation))
+        except ToolError as exc:
+            raise ToolError(self.redacted(ToolResult(error=str(exc))).error or "") from None
+
+    def redacted(self, result: ToolResult) -> ToolResult:
+        """`result` with every known secret value masked in its text."""
+        from dataclasses import replace
+
+        from agent.vault import redact, secret_values
+
+        values = secret_values(self.secrets)
+        return replace(result, output=redact(result.output, values), error=redact(result.error, values),
+                       system=redact(result.system, values))

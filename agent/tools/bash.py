@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import fnmatch
 import os
 import re
 import selectors
@@ -20,33 +19,19 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from actions.result import ToolError, ToolResult
 from agent.tools.base import Invocation
 from agent.types import ToolSpec
+from agent.vault import SECRET_ENV_PATTERNS, is_secret_env_name
+from agent.vault import scrub as scrub_env
+
+__all__ = ["SECRET_ENV_PATTERNS", "BashTool", "is_secret_env_name", "scrub_env", "truncate_middle"]
 
 if TYPE_CHECKING:
     from agent.types import ToolCall
-
-# A variable is withheld from the session when its name, upper-cased, matches any of these
-# shell-style patterns. This is the one place the rule lives.
-SECRET_ENV_PATTERNS: tuple[str, ...] = (
-    "ANTHROPIC_*",
-    "OPENAI_*",
-    "AWS_*",
-    "*API_KEY*",
-    "*APIKEY*",
-    "*ACCESS_KEY*",
-    "*PRIVATE_KEY*",
-    "*TOKEN",
-    "*SECRET*",
-    "*PASSWORD*",
-    "*PASSWD*",
-    "*CREDENTIAL*",
-)
 
 READ_CHUNK = 65536
 TAIL_SLACK = 4096  # extra tail characters kept while reading, so the marker line never gets cut
@@ -56,17 +41,6 @@ TRIM_SLACK = 65536  # let the buffer grow this much past its bound before cuttin
 _ANSI_C_ESCAPES = {ord("\\"): "\\\\", ord("'"): "\\'", ord("\n"): "\\n", 127: "\\x7f"} | {
     code: f"\\x{code:02x}" for code in range(32) if code != ord("\n")
 }
-
-
-def is_secret_env_name(name: str) -> bool:
-    """True if an environment variable called `name` may hold a secret (see SECRET_ENV_PATTERNS)."""
-    upper = name.upper()
-    return any(fnmatch.fnmatchcase(upper, pattern) for pattern in SECRET_ENV_PATTERNS)
-
-
-def scrub_env(environ: Mapping[str, str]) -> dict[str, str]:
-    """A copy of `environ` without the variables whose names match SECRET_ENV_PATTERNS."""
-    return {name: value for name, value in environ.items() if not is_secret_env_name(name)}
 
 
 def truncate_middle(text: str, limit: int, cut: int = 0) -> str:

@@ -331,7 +331,12 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `deskpilot` console script."""
+    """Entry point of the `deskpilot` console script (`argv` None: the process's own arguments, and its
+    secret variables are sealed first, see agent.vault)."""
+    if argv is None:
+        from agent.vault import seal
+
+        seal()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

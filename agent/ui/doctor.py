@@ -94,7 +94,9 @@ def _optional_checks() -> list[Check]:
         checks.append(Check("OCR models", "ok" if found else "warn",
                             f"{len(found)} models in the rapidocr wheel" if found else f"none in {models}",
                             "" if found else "reinstall rapidocr", required=False))
-    key = os.environ.get("ANTHROPIC_API_KEY")
+    from agent.models.credentials import api_key
+
+    key = api_key()
     checks.append(Check("API key", "ok" if key else "warn",
                         "ANTHROPIC_API_KEY is set" if key else "ANTHROPIC_API_KEY is not set",
                         "" if key else "export ANTHROPIC_API_KEY=... (only needed for model runs)",

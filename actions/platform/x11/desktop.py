@@ -82,14 +82,20 @@ class Desktop:
             conn.close()
 
     def launch(
-        self, command: str | list[str], cwd: str | Path | None = None, env: dict | None = None
+        self, command: str | list[str], cwd: str | Path | None = None, env: dict | None = None, *,
+        environ: dict | None = None, stdout: Any = None, stderr: Any = None
     ) -> subprocess.Popen:
         """Start a program in the background on this display; `stop()` ends its process group.
 
-        A string runs via /bin/sh, a list directly; `env` adds variables to `self.env()`.
+        A string runs via /bin/sh, a list directly; `env` adds variables to `self.env()`, or
+        `environ` is the whole environment (DISPLAY is set either way). `stdout`/`stderr` are
+        passed to subprocess.Popen. A program that cannot be started raises OSError
+        (FileNotFoundError for a missing one).
         """
         argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
-        return self._spawn(argv, cwd=cwd, env={**self.env(), **(env or {}), "DISPLAY": self.display})
+        base = dict(environ) if environ is not None else self.env()
+        return self._spawn(argv, cwd=cwd, env={**base, **(env or {}), "DISPLAY": self.display}, stdout=stdout,
+                           stderr=stderr)
 
     def _spawn(self, argv: list[str], **kwargs: Any) -> subprocess.Popen:
         with self._lock:
