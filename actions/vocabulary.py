@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from actions.keys import KeyNameError, parse_keys, parse_modifiers
 from vision.geometry import CoordinateError, Size
@@ -101,11 +110,45 @@ class Scroll(_Modified):
     coordinate: Point | None = None
 
 
+_CONTROL_NAMES = {0: "NUL", 7: "BEL", 8: "BS", 0x0B: "VT", 0x0C: "FF", 0x1B: "ESC", 0x7F: "DEL"}
+TYPABLE_CONTROLS = "\n\r\t"  # typed as Return, Return and Tab
+
+
+def untypable(text: str) -> str | None:
+    """Why `text` cannot be typed (naming the first character that cannot, and where), or None.
+
+    Any Unicode character types, but for control characters other than newline, carriage return
+    and tab (NUL, BEL, ESC...: no key produces them as text), lone surrogates and the
+    noncharacters U+FFFE and U+FFFF. A key is pressed by name with the `key` action instead.
+    """
+    import unicodedata
+
+    for at, char in enumerate(text):
+        code = ord(char)
+        category = unicodedata.category(char)
+        if (category == "Cc" and char not in TYPABLE_CONTROLS) or category == "Cs" or code in (0xFFFE, 0xFFFF):
+            name = _CONTROL_NAMES.get(code) or unicodedata.name(char, "")
+            what = f"U+{code:04X}" + (f" ({name})" if name else "")
+            return (f"character {what} at position {at} cannot be typed; only text is typed (use the key action "
+                    "for keys such as Escape)")
+    return None
+
+
+def _typable(value: str) -> str:
+    problem = untypable(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+TypableText = Annotated[str, Field(min_length=1, max_length=MAX_TYPE_CHARS), AfterValidator(_typable)]
+
+
 class Type(_Action):
-    """Type text (any Unicode; newlines press Return)."""
+    """Type text (any Unicode but control characters; newlines press Return, tabs Tab)."""
 
     action: Literal["type"]
-    text: Annotated[str, Field(min_length=1, max_length=MAX_TYPE_CHARS)]
+    text: TypableText
 
 
 class _Keys(_Action):
@@ -230,4 +273,4 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-__all__ = ["Action", "ActionError", "CoordinateError", "parse_action", "check_bounds"]
+__all__ = ["Action", "ActionError", "CoordinateError", "TypableText", "check_bounds", "parse_action", "untypable"]

@@ -35,7 +35,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from actions.vocabulary import MAX_TYPE_CHARS
+from actions.vocabulary import TypableText
 
 if TYPE_CHECKING:
     from pydantic import ModelWrapValidatorHandler
@@ -219,7 +219,7 @@ def _check_type_text(value: Any) -> Any:
 
 
 TypeText = Annotated[
-    Union[Annotated[Annotated[str, Field(min_length=1, max_length=MAX_TYPE_CHARS)], Tag("type:text")],  # noqa: UP007
+    Union[Annotated[TypableText, Tag("type:text")],  # noqa: UP007
           Annotated[SecretText, Tag("type:secret")]],
     Discriminator(lambda v: "type:text" if isinstance(v, str) else "type:secret"),
     BeforeValidator(_check_type_text),
