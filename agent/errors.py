@@ -37,6 +37,10 @@ class ModelUnavailable(EnvironmentProblem):
     """The model API could not be reached, refused the request, or kept failing after the retries."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (or SIGHUP) arrived: handled exactly like Ctrl-C (the run ends "stopped", exit 3)."""
+
+
 # Run-ending exceptions: raised anywhere in a run, caught only by the loop (and the task and replay
 # runners, which are loops of their own). Each carries the final message and the run's status.
 

@@ -93,7 +93,7 @@ def ending(exc: BaseException) -> tuple[str, int, str]:
     if isinstance(exc, RunEnded):
         return exc.status, int(exc.exit_code), str(exc)
     if isinstance(exc, KeyboardInterrupt):
-        return "stopped", int(ExitCode.STOPPED), "interrupted by the user"
+        return "stopped", int(ExitCode.STOPPED), str(exc) or "interrupted by the user"
     raise exc
 
 

@@ -189,6 +189,19 @@ Command = Annotated[
 ]
 
 
+class LongForm:
+    """JSON-schema marker: a command also written as `{run: COMMAND, timeout: SECONDS}`."""
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
+        command = handler(core_schema)
+        long = {"type": "object", "additionalProperties": False, "required": ["run"],
+                "properties": {"run": command, "timeout": {"type": "number", "exclusiveMinimum": 0,
+                                                           "maximum": MAX_SECONDS,
+                                                           "description": "seconds before the command's process "
+                                                                          "group is killed (default 120)"}}}
+        return {"anyOf": [command, long]}
+
+
 def describe_command(command: str | list[str]) -> str:
     """A command in at most 60 characters."""
     text = command if isinstance(command, str) else " ".join(command)

@@ -30,8 +30,10 @@ from pydantic import (
 
 from actions.vocabulary import MAX_SCROLL
 from agent.tasks.fields import (
+    MAX_SECONDS,
     Command,
     KeyText,
+    LongForm,
     Seconds,
     SecretText,
     StrictModel,
@@ -243,15 +245,55 @@ class LaunchStep(TaskItem):
         return f"launch {describe_command(self.launch)}"
 
 
-class RunStep(TaskItem):
-    """Run a command to completion; a non-zero exit fails the task."""
+class TimedItem(TaskItem):
+    """An item whose command runs to completion, at most `timeout` seconds.
 
-    kind: ClassVar[str] = "run"
-    run: Command
+    Its value is a command, or the long form `{run: COMMAND, timeout: SECONDS}`; the command is
+    kept as the item's value either way and the timeout (default DEFAULT_TIMEOUT_S) apart.
+    """
+
+    _timeout: float | None = PrivateAttr(default=None)
+
+    @property
+    def timeout(self) -> float:
+        """Seconds the command may take before its process group is killed."""
+        from agent.tasks.commands import DEFAULT_TIMEOUT_S
+
+        return DEFAULT_TIMEOUT_S if self._timeout is None else self._timeout
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _long_form(cls, data: Any, handler: Any) -> Any:
+        timeout = None
+        value = data.get(cls.kind) if isinstance(data, dict) else None
+        if isinstance(value, dict):
+            unknown = [k for k in value if k not in ("run", "timeout")]
+            if unknown:
+                raise fail("long_form", f"unknown key {unknown[0]!r}; the long form is "
+                                        f"{{run: COMMAND, timeout: SECONDS}}", (cls.kind, unknown[0]))
+            if "run" not in value:
+                raise fail("long_form", "the long form needs `run: COMMAND` (and optionally `timeout: SECONDS`)",
+                           (cls.kind,))
+            timeout = value.get("timeout")
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= MAX_SECONDS:
+                raise fail("timeout", f"timeout must be a number of seconds, more than 0 and at most {MAX_SECONDS:g}, "
+                                      f"got {kind_of(timeout)}", (cls.kind, "timeout"))
+            data = {**data, cls.kind: value["run"]}
+        item = handler(data)
+        if timeout is not None:
+            item._timeout = float(timeout)
+        return item
 
     def describe(self) -> str:
         """A short summary."""
-        return f"run {describe_command(self.run)}"
+        return f"{self.kind} {describe_command(self.value)}"
+
+
+class RunStep(TimedItem):
+    """Run a command to completion (within its timeout); a non-zero exit fails the task."""
+
+    kind: ClassVar[str] = "run"
+    run: Annotated[Command, LongForm()]
 
 
 class ScreenCheck(TaskItem):
@@ -273,15 +315,11 @@ class FileCheckItem(TaskItem):
         return f"file {self.file.path} {what}".rstrip()
 
 
-class CommandCheck(TaskItem):
-    """A command that must exit with status 0."""
+class CommandCheck(TimedItem):
+    """A command that must exit with status 0 (within its timeout)."""
 
     kind: ClassVar[str] = "command"
-    command: Command
-
-    def describe(self) -> str:
-        """A short summary."""
-        return f"command {describe_command(self.command)}"
+    command: Annotated[Command, LongForm()]
 
 
 STEP_KINDS: dict[str, type[TaskItem]] = {c.kind: c for c in (

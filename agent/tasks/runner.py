@@ -8,10 +8,7 @@ saved beside the recording. Programs started by `launch` are stopped at the end.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +21,7 @@ from agent.errors import ExitCode, RunEnded, Stopped
 from agent.recording.writer import RecordingWriter
 from agent.session import Callbacks, RunOptions, RunOutcome, Session
 from agent.stepping import Stepper, ending, final_frame, finish_run
+from agent.tasks.commands import CommandFailed, Programs, run_command
 from agent.tasks.fields import SecretText
 from agent.tasks.items import (
     AgentStep,
@@ -50,7 +48,6 @@ from vision.locate.find import AmbiguousMatch, NotFound
 
 POINTER_ACTIONS = {"click": "left_click", "double_click": "double_click", "triple_click": "triple_click",
                    "right_click": "right_click", "move": "mouse_move"}
-RUN_TIMEOUT_S = 300.0
 POLL_S = 0.2
 
 
@@ -71,16 +68,20 @@ class TaskRunner:
         self.stepper = Stepper(recorder, session.screen.grab, session.options.loop.settle, source="script",
                                stop=callbacks.stop, on_step=callbacks.on_step, usage=lambda: session.usage)
         self.finder = TextFinder()
-        self.launched: list[subprocess.Popen] = []
+        self.programs = Programs(session.desktop, task.folder, session.command_env())
+        self.setting_up = False
 
     # --- the run ---------------------------------------------------------------------------
     def run(self) -> RunResult:
         """Setup, steps, the goal (when there are no steps), then checks; the recording gets the status."""
         checks: list[dict] = []
         try:
+            self.setting_up = True
             for n, item in enumerate(self.task.setup, 1):
                 self.setup(n, item)
             self.stepper.settle()  # after setup
+            self.check_launched()
+            self.setting_up = False
             for n, item in enumerate(self.task.steps, 1):
                 self.budget.check()
                 self.step(n, item)
@@ -105,10 +106,12 @@ class TaskRunner:
         """launch, run or wait_for, before the steps."""
         where = f"setup {n} (line {item.line}): {item.describe()}"
         if isinstance(item, LaunchStep):
-            self.launched.append(self.session.desktop.launch(item.launch, cwd=self.task.folder,
-                                                             environ=self.session.command_env()))
+            try:
+                self.programs.launch(item.launch, where)
+            except CommandFailed as exc:
+                raise StepFailed(str(exc)) from None
         elif isinstance(item, RunStep):
-            code, output = self.run_command(item.run)
+            code, output = self.run_command(item.run, item.timeout)
             if code != 0:
                 raise StepFailed(f"{where}: exited with code {code}: {output[-500:]}")
         elif isinstance(item, WaitForStep):
@@ -199,7 +202,7 @@ class TaskRunner:
             else:
                 ok, detail = True, f"{path} exists"
         elif isinstance(item, CommandCheck):
-            code, output = self.run_command(item.command)
+            code, output = self.run_command(item.command, item.timeout)
             ok, detail = code == 0, f"exit code {code}" + (f": {output[-300:]}" if output and code else "")
         return {"check": item.describe(), "kind": item.kind, "line": item.line, "ok": ok, "detail": detail}
 
@@ -223,6 +226,8 @@ class TaskRunner:
             except ValueError as exc:  # e.g. a uniform template
                 raise StepFailed(str(exc)) from None
             self.budget.check()
+            if self.setting_up:
+                self.check_launched()
             time.sleep(POLL_S)
 
     def expand(self, path: Path) -> Path:
@@ -235,30 +240,24 @@ class TaskRunner:
         """The screen now."""
         return self.session.screen.grab()
 
-    def run_command(self, command: str | list[str]) -> tuple[int, str]:
-        """Run a setup command or check to completion in the task's folder: (exit code, output)."""
+    def run_command(self, command: str | list[str], timeout: float) -> tuple[int, str]:
+        """Run a setup command or check to completion in the task's folder: (exit code, output); see
+        agent.tasks.commands (timeout, process group killed on timeout and on stop)."""
+        code, output = run_command(self.session.desktop, command, cwd=self.task.folder,
+                                   environ=self.session.command_env(), timeout=timeout, stop=self.callbacks.stop)
+        self.budget.check()  # a stop while it ran ends the task as stopped
+        return code, output
+
+    def check_launched(self) -> None:
+        """StepFailed naming the launch step of a launched program that exited with a non-zero code."""
         try:
-            done = subprocess.run(command, shell=isinstance(command, str), cwd=self.task.folder,
-                                  env=self.session.command_env(), capture_output=True, text=True,
-                                  timeout=RUN_TIMEOUT_S, errors="replace")
-        except FileNotFoundError as exc:
-            return 127, str(exc)
-        except subprocess.TimeoutExpired:
-            return 124, f"timed out after {RUN_TIMEOUT_S:g} s"
-        return done.returncode, (done.stdout + done.stderr).strip()
+            self.programs.check()
+        except CommandFailed as exc:
+            raise StepFailed(str(exc)) from None
 
     def stop_launched(self) -> None:
         """Stop every program the task launched (its whole process group)."""
-        for proc in self.launched:
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                    proc.wait(timeout=2)
-                except (ProcessLookupError, PermissionError):
-                    pass
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=2)
+        self.programs.stop()
 
 
 def run_task(task: Task, options: RunOptions, *, desktop: Any = None, callbacks: Callbacks | None = None,

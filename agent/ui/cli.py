@@ -337,6 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from agent.vault import seal
 
         seal()
+        _stop_on_termination()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -347,9 +348,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DeskpilotError as exc:
         print(f"deskpilot {args.command}: {exc}", file=sys.stderr)
         return int(exc.exit_code)
-    except KeyboardInterrupt:
-        print(f"deskpilot {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"deskpilot {args.command}: {exc or 'interrupted'}", file=sys.stderr)
         return int(ExitCode.STOPPED)
+
+
+def _stop_on_termination() -> None:
+    """SIGTERM and SIGHUP end a command as Ctrl-C does (status stopped, exit 3, the recording finished).
+
+    The first one raises `Terminated` in the main thread; later ones are ignored, so the ending
+    (killing children, writing meta.json) is not cut short. SIGKILL cannot be handled.
+    """
+    import signal
+
+    from agent.errors import Terminated
+
+    def handler(number: int, _frame: object) -> None:
+        for name in ("SIGTERM", "SIGHUP"):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+        raise Terminated(f"terminated by {signal.Signals(number).name}")
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if signal.getsignal(getattr(signal, name)) != signal.SIG_IGN:  # nohup's SIGHUP stays ignored
+            signal.signal(getattr(signal, name), handler)
 
 
 if __name__ == "__main__":
