@@ -14,13 +14,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from actions.vocabulary import parse_action
+from actions.vocabulary import ActionError, parse_action
 from agent import vault
 from agent.budget import Budget, Limits
 from agent.errors import ExitCode, RunEnded, Stopped
 from agent.recording.writer import RecordingWriter
 from agent.session import Callbacks, RunOptions, RunOutcome, Session
 from agent.stepping import Stepper, ending, final_frame, finish_run
+from agent.tasks.bounds import region_problem
 from agent.tasks.commands import CommandFailed, Programs, run_command
 from agent.tasks.fields import SecretText
 from agent.tasks.items import (
@@ -155,8 +156,11 @@ class TaskRunner:
         else:  # pragma: no cover - the schema admits no other kind
             raise StepFailed(f"{where}: unknown step kind {item.kind}")
         find_ms = round((time.monotonic() - started) * 1000, 1)
-        result, timing = self.stepper.perform(
-            lambda: self.session.executor.perform(parse_action(action, self.session.screen.size)))
+        try:  # a point off this screen (whose size only the run knows) fails the step before anything acts
+            checked = parse_action(action, self.session.screen.size)
+        except ActionError as exc:
+            raise StepFailed(f"{where}: {exc}") from None
+        result, timing = self.stepper.perform(lambda: self.session.executor.perform(checked))
         point = found.point if found is not None and "coordinate" in action and not extra.get("condition") else None
         self.stepper.log(before, action=action, result=result, timing={**timing, "find_ms": find_ms}, point=point,
                          target=found.as_dict() if found else None, step=n, line=item.line, describe=item.describe(),
@@ -211,6 +215,9 @@ class TaskRunner:
         """Look for a target or query until its timeout; StepFailed naming the step if it is not there."""
         if isinstance(query, PointTarget):
             return Found((query.x, query.y), "point")
+        off = region_problem(query.region, self.session.screen.size)
+        if off:
+            raise StepFailed(f"{where}: {off}")
         deadline = time.monotonic() + query.timeout
         while True:
             frame = self.grab()

@@ -43,6 +43,7 @@ from pydantic import (
     model_validator,
 )
 
+from agent.tasks.bounds import outside_display
 from agent.tasks.fields import SecretName, SecretText, StrictModel, Text, context_of, fail
 from agent.tasks.items import Check, SetupStep, Step, TypeStep
 from vision.geometry import Size
@@ -134,6 +135,20 @@ class Task(StrictModel):
     def _has_work(self) -> Task:
         if not self.goal and not self.steps:
             raise fail("no_work", "a task needs a goal (for a model), steps, or both", ("goal",))
+        return self
+
+    @model_validator(mode="after")
+    def _inside_display(self) -> Task:
+        """With `display` given, every point, region and offset must fit in it (checked at load)."""
+        if self.display is None:
+            return self
+        from pydantic import ValidationError
+        from pydantic_core import InitErrorDetails
+
+        errors = [InitErrorDetails(type=fail("outside_display", message), loc=path, input=value)
+                  for path, value, message in outside_display(self, self.display.size)]
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self
 
     @property
