@@ -211,6 +211,11 @@ def run_goal(goal: str, options: RunOptions, *, desktop: Any = None, secrets: di
     """
     if not goal.strip():
         raise BadInput("the goal is empty")
+    if model is None:  # credentials before a display opens or a recording exists (exit 4, nothing left)
+        from agent.models import registry
+
+        model = registry.create(options.model)
+        model.preflight()
     callbacks = callbacks or Callbacks(on_step=on_step, stop=stop or StopSignal())
     with Session(options, desktop=desktop, secrets=secrets, model=model, stop=callbacks.stop,
                  kill_switch=kill_switch, bash_env=bash_env) as session:

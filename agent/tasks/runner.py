@@ -17,7 +17,7 @@ from typing import Any
 from actions.vocabulary import ActionError, parse_action
 from agent import vault
 from agent.budget import Budget, Limits
-from agent.errors import ExitCode, RunEnded, Stopped
+from agent.errors import DeskpilotError, ExitCode, RunEnded, Stopped
 from agent.recording.writer import RecordingWriter
 from agent.session import Callbacks, RunOptions, RunOutcome, Session
 from agent.stepping import Stepper, ending, final_frame, finish_run
@@ -96,6 +96,8 @@ class TaskRunner:
             message = f"{len(self.task.steps)} steps, {len(checks)} checks passed"
         except (RunEnded, KeyboardInterrupt) as end:
             status, code, message = ending(end)
+        except DeskpilotError as exc:  # e.g. the model API unreachable: the recording still ends
+            status, code, message = "error", int(exc.exit_code), str(exc)
         finally:
             self.session.executor.release()
             final = final_frame(self.grab, self.stepper.frame)  # before the launched programs are stopped
@@ -277,9 +279,14 @@ def run_task(task: Task, options: RunOptions, *, desktop: Any = None, callbacks:
     callbacks = callbacks or Callbacks()
     if callbacks.policy_overrides is None:
         callbacks = replace(callbacks, policy_overrides=task.policy)
+    uses_model = bool(task.goal and not task.steps) or any(isinstance(s, AgentStep) for s in task.steps)
+    if uses_model and model is None:  # credentials first: nothing runs, no recording, for a missing key
+        from agent.models import registry
+
+        model = registry.create(options.model)
+        model.preflight()
     with Session(options, desktop=desktop, secrets=secrets, model=model, stop=callbacks.stop,
                  kill_switch=kill_switch, bash_env=bash_env) as session:
-        uses_model = bool(task.goal and not task.steps) or any(isinstance(s, AgentStep) for s in task.steps)
         recorder = session.recorder("task", secrets, task=str(task.path or task.name), goal=task.goal,
                                     model=options.model.model if uses_model else None, extra_meta=meta)
         result = TaskRunner(task, session, recorder, callbacks).run()

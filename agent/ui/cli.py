@@ -194,13 +194,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.rollouts is not None:
         from agent.rollouts.run import run_rollouts
 
-        work = _load_task(args.goal) if args.goal.endswith((".yaml", ".yml")) else args.goal
+        work = _load_task(args.goal) if _is_task_file(args.goal) else args.goal
         rollouts = run_rollouts(work, options, n=args.rollouts, parallel=args.parallel or min(args.rollouts, 4),
                                 models=models or None, apply=args.apply, callbacks=callbacks)
         print(rollouts.summary())
         print(f"recording: {rollouts.recording}")
         return rollouts.result.exit_code
-    if args.goal.endswith((".yaml", ".yml")):
+    if _is_task_file(args.goal):
         outcome = _run_task_file(args.goal, options, callbacks)
     else:
         outcome = run_goal(args.goal, options, callbacks=callbacks)
@@ -211,12 +211,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     return outcome.result.exit_code
 
 
+def _is_task_file(goal: str) -> bool:
+    """A task file: a name ending .yaml/.yml (any case), or any path that exists (it must then parse as
+    a task; a goal is never a file's name)."""
+    if goal.lower().endswith((".yaml", ".yml")):
+        return True
+    try:
+        return Path(goal).exists()
+    except (OSError, ValueError):  # a goal too long or odd to be a path
+        return False
+
+
 def _load_task(path: str) -> object:
     from agent.tasks.loader import TaskFileError, load_task
 
     try:
         return load_task(path)
     except TaskFileError as exc:
+        if not path.lower().endswith((".yaml", ".yml")):  # an existing file given as the goal
+            raise BadInput(f"{path} is a file, so it must be a task file, and it is not one (to give a goal "
+                           f"that happens to be a file's name, reword it):\n{exc}") from None
         raise BadInput(f"invalid task file:\n{exc}") from None
 
 
