@@ -73,5 +73,11 @@ class Stopped(RunEnded):
     status, exit_code = "stopped", ExitCode.STOPPED
 
 
+class RecordingFailed(RunEnded):
+    """The recording could not be written (disk full, folder gone): the run stops before acting again."""
+
+    status, exit_code = "error", ExitCode.ENVIRONMENT
+
+
 class Stuck(RunEnded):
     """The same action kept repeating on an unchanged screen."""

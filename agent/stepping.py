@@ -8,12 +8,13 @@ task runner, the replayer and `deskpilot act` all step through a Stepper, and al
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from agent.errors import ExitCode, RunEnded
+from agent.errors import ExitCode, RecordingFailed, RunEnded
 from agent.types import RunResult, Usage
 
 if TYPE_CHECKING:
@@ -71,14 +72,26 @@ class Stepper:
 
     def log(self, before: Frame, *, action: dict | None, result: ToolResult, timing: dict,
             point: tuple[int, int] | list[int] | None = None, frame: str | None = None, **fields: Any) -> dict:
-        """Append the step (frame, anchor around `point`, outcome) to the recording and tell the listener."""
-        if frame is None:
-            frame = self.save_frame(before)
-        anchor = self.recorder.save_anchor(before, tuple(point), self.recorder.steps) if point else None
+        """Append the step (frame, anchor around `point`, outcome) to the recording and tell the listener.
+
+        When the recording cannot be written (RecordingFailed: a full disk), the step's line is still
+        written when it can (without its pictures), then RecordingFailed ends the run before the next
+        action.
+        """
+        failed: RecordingFailed | None = None
+        anchor = None
+        try:
+            if frame is None:
+                frame = self.save_frame(before)
+            anchor = self.recorder.save_anchor(before, tuple(point), self.recorder.steps) if point else None
+        except RecordingFailed as exc:
+            failed, frame, anchor = exc, None, None
         line = self.recorder.add_step(source=self.source, action=action, frame=frame, anchor=anchor, ok=result.ok,
                                       error=result.error, timing=timing, **fields)
         if self.on_step:
             self.on_step(line, self.usage())
+        if failed is not None:
+            raise failed
         return line
 
     def save_frame(self, frame: Frame) -> str:
@@ -109,6 +122,7 @@ def finish_run(recorder: RecordingWriter, status: str, exit_code: int, message: 
                final: Frame | None = None, checks: list[dict] | None = None, **meta: Any) -> RunResult:
     """Write the recording's result and final status (once) and say how the run ended."""
     if not recorder.finished:
-        recorder.set_meta(result=message, **meta)
+        with contextlib.suppress(RecordingFailed):  # a full disk: finish still tries the final status
+            recorder.set_meta(result=message, **meta)
         recorder.finish(status, error=None if status == "succeeded" else message, checks=checks, final_frame=final)
     return RunResult(status, int(exit_code), message, steps, usage)

@@ -7,7 +7,14 @@ Crash safety: each JSONL record is written with a single `os.write` on an `O_APP
 and then fsynced, so a SIGKILL leaves complete lines plus at most one partial last line, which
 the reader tolerates. Images are written to a temporary name, fsynced and renamed before any line
 refers to them. `meta.json` is only ever replaced with `os.replace`. JSON is UTF-8 with
-`ensure_ascii=False`, one compact line per JSONL record.
+`ensure_ascii=False`, one compact line per JSONL record. A JSONL append that fails half-way (a
+full disk) is cut back, so the file never holds a broken line before a good one.
+
+A full disk or a vanished folder: `check_out_dir` refuses an output folder that is a file, cannot
+be created or written, or has less than MIN_FREE_BYTES free, before a run starts. During a run,
+`WriteGuard` keeps RESERVE_BYTES aside in the folder (`.reserve`) and turns a failed write into
+`RecordingFailed` (exit 4), after releasing the reserve and trying once more for the writes that
+matter most (the step line of an action already done, and meta.json's final status).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.errors import EnvironmentProblem, RecordingFailed
 from agent.recording.format import ANCHORS_DIR, FRAMES_DIR
 
 if TYPE_CHECKING:
@@ -112,8 +120,14 @@ class JsonlLog:
         if self._fd is None:
             raise ValueError(f"{self.path} is closed")
         line = json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":")) + "\n"
-        write_all(self._fd, line.encode("utf-8"))
-        os.fsync(self._fd)
+        end = os.lseek(self._fd, 0, os.SEEK_END)
+        try:
+            write_all(self._fd, line.encode("utf-8"))
+            os.fsync(self._fd)
+        except OSError:
+            with contextlib.suppress(OSError):  # no half line may stay before the next one
+                os.ftruncate(self._fd, end)
+            raise
 
     def close(self) -> None:
         """Close the file (again: nothing)."""
@@ -121,6 +135,65 @@ class JsonlLog:
         if fd is not None:
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+# ---------------------------------------------------------------------------------------------
+# full disks
+
+MIN_FREE_BYTES = 4 << 20
+RESERVE_BYTES = 64 << 10
+RESERVE_FILE = ".reserve"
+
+
+def check_out_dir(out: Path) -> None:
+    """EnvironmentProblem unless recordings can be written into `out` (created if missing): not a file,
+    writable, at least MIN_FREE_BYTES free. Checked before a command acts."""
+    if out.exists() and not out.is_dir():
+        raise EnvironmentProblem(f"--out {out}: is a file, not a folder; recordings are written into a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".deskpilot-write-test-{os.getpid()}-{secrets.token_hex(4)}"
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        os.unlink(probe)
+        free = os.statvfs(out)
+    except OSError as exc:
+        raise EnvironmentProblem(f"--out {out}: recordings cannot be written there: {exc.strerror or exc}") from None
+    available = free.f_bavail * free.f_frsize
+    if available < MIN_FREE_BYTES:
+        raise EnvironmentProblem(f"--out {out}: only {available // 1024} KiB free; a recording needs at least "
+                                 f"{MIN_FREE_BYTES >> 20} MiB")
+
+
+class WriteGuard:
+    """The writes of one recording folder: failures become RecordingFailed; a reserve is kept for the last ones."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.failure: str | None = None  # the first write that failed
+        self._reserve = folder / RESERVE_FILE
+        with contextlib.suppress(OSError):
+            self._reserve.write_bytes(b"\0" * RESERVE_BYTES)
+
+    def release(self) -> None:
+        """Give the reserved space back (before the final writes, or when the disk is full)."""
+        with contextlib.suppress(OSError):
+            self._reserve.unlink()
+
+    def __call__(self, what: str, write: Any, retry: bool = False) -> Any:
+        """`write()`, or RecordingFailed naming `what`; with `retry`, once more after releasing the reserve."""
+        try:
+            return write()
+        except OSError as exc:
+            error = exc
+        if retry:
+            self.release()
+            try:
+                return write()
+            except OSError as exc:
+                error = exc
+        self.failure = self.failure or f"cannot write {what} into {self.folder}: {error.strerror or error}"
+        raise RecordingFailed(f"{self.failure}; the run stopped before acting again") from None
 
 
 # ---------------------------------------------------------------------------------------------

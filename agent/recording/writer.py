@@ -11,17 +11,22 @@ records, so nothing is counted twice). The writer is thread-safe (one lock).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import os
 import platform
+import shutil
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from agent.errors import EnvironmentProblem, RecordingFailed
 from agent.recording.files import (
+    RESERVE_FILE,
     JsonlLog,
+    WriteGuard,
     anchor_crop,
     frame_file,
     fsync_dir,
@@ -210,16 +215,10 @@ class RecordingWriter:
         }
         validated(Meta, self.redact(self._meta), META_FILE)
         self._start = time.monotonic()
-        self.path = make_folder(Path(out_dir), kind, created)
-        self._steps = 0
-        self._model_calls = 0
+        self._steps = self._model_calls = 0
         self._usage = UsageTotals()
-        self._finished = False
-        self._closed = False
-        self._steps_log = JsonlLog(self.path / STEPS_FILE)
-        self._model_log = JsonlLog(self.path / MODEL_FILE)
-        fsync_dir(self.path)
-        self._write_meta()
+        self._finished = self._closed = False
+        self.path = _open_folder(self, Path(out_dir), kind, created)
 
     # -- secrets -------------------------------------------------------------------------------
 
@@ -244,7 +243,7 @@ class RecordingWriter:
             if name is None:
                 name = self._steps
         relative = frame_file(name)
-        write_png(self.path / relative, pixels)
+        self._guard(relative, lambda: write_png(self.path / relative, pixels))
         return relative
 
     def save_anchor(
@@ -260,7 +259,7 @@ class RecordingWriter:
         if isinstance(index, bool) or not isinstance(index, int) or index < 0:
             raise ValueError(f"an anchor index must be an int >= 0, got {index!r}")
         relative = f"{ANCHORS_DIR}/{index:06d}.png"
-        write_png(self.path / relative, crop)
+        self._guard(relative, lambda: write_png(self.path / relative, crop))
         return {"image": relative, "box": box, "point": at}
 
     # -- records -------------------------------------------------------------------------------
@@ -285,7 +284,7 @@ class RecordingWriter:
             if not isinstance(line["action"], dict):
                 raise ValueError(f"a step's action must be an object, got {fields['action']!r}")
             validated(Step, line, f"step {self._steps}")
-            self._steps_log.append(line)
+            self._guard(f"the line of step {self._steps}", lambda: self._steps_log.append(line), retry=True)
             self._steps += 1
             return line
 
@@ -300,7 +299,7 @@ class RecordingWriter:
         with self._lock:
             self._check_open()
             line = {"call": self._model_calls, "t": round(time.monotonic() - self._start, 3), **record}
-            self._model_log.append(self.redact(line))
+            self._guard("a model call", lambda: self._model_log.append(self.redact(line)))
             self._model_calls += 1
 
     def add_usage(self, input_tokens: int = 0, output_tokens: int = 0, cache_read_tokens: int = 0,
@@ -321,7 +320,7 @@ class RecordingWriter:
                 self._meta["summary"] = self._usage.summary(self._steps, time.monotonic() - self._start)
             meta = self.redact(self._meta)
             validated(Meta, meta, META_FILE)
-            write_meta(self.path / META_FILE, meta)
+            self._guard(META_FILE, lambda: write_meta(self.path / META_FILE, meta), retry=True)
 
     @property
     def meta(self) -> dict:
@@ -377,13 +376,17 @@ class RecordingWriter:
             if checks is not None:
                 ending["checks"] = checks
             validated(Meta, self.redact({**self._meta, **ending}), META_FILE)
-            final = self.save_frame(final_frame, "final") if final_frame is not None else None
+            self._guard.release()  # the reserved space is for these last writes
+            final = None
+            with contextlib.suppress(RecordingFailed):  # a full disk: the status matters more than the picture
+                final = self.save_frame(final_frame, "final") if final_frame is not None else None
             self._meta["summary"] = self._usage.summary(self._steps, time.monotonic() - self._start)
             self._meta.update(ending, ended=_iso(_utc_now()))
             if final is not None:
                 self._meta["final_frame"] = final
             self._finished = True
-            self._write_meta()
+            with contextlib.suppress(RecordingFailed):  # nothing more can be saved; the caller has its result
+                self._write_meta()
             self._close()
 
     def _close(self) -> None:
@@ -413,6 +416,29 @@ class RecordingWriter:
             self.finish("error", error=str(exc) or type(exc).__name__)
 
 
+def _open_folder(writer: RecordingWriter, out_dir: Path, kind: str, created: dt.datetime) -> Path:
+    """Create the writer's folder, logs, reserve and first meta.json; EnvironmentProblem (nothing left
+    behind) when that cannot be done."""
+    try:
+        path = make_folder(out_dir, kind, created)
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot create a recording in {out_dir}: {exc.strerror or exc}") from None
+    writer.path = path
+    try:
+        writer._steps_log = JsonlLog(path / STEPS_FILE)
+        writer._model_log = JsonlLog(path / MODEL_FILE)
+        writer._guard = WriteGuard(path)
+        fsync_dir(path)
+        writer._write_meta()
+    except (OSError, RecordingFailed) as exc:
+        for log in ("_steps_log", "_model_log"):
+            if hasattr(writer, log):
+                getattr(writer, log).close()
+        shutil.rmtree(path, ignore_errors=True)
+        raise EnvironmentProblem(f"cannot create a recording in {out_dir}: {exc}") from None
+    return path
+
+
 def mark_crashed(path: Path | str, message: str) -> bool:
     """End the recording at `path` whose writer died while it was "running": status "error".
 
@@ -427,5 +453,7 @@ def mark_crashed(path: Path | str, message: str) -> bool:
         return False
     data = {**meta.to_json(), "status": "error", "error": message, "ended": _iso(_utc_now())}
     validated(Meta, data, str(meta_path))
+    with contextlib.suppress(OSError):  # the space the dead writer kept aside
+        (Path(path) / RESERVE_FILE).unlink()
     write_meta(meta_path, data)
     return True

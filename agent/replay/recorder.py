@@ -120,7 +120,7 @@ def record(options: RunOptions, *, desktop: Any = None, stop: threading.Event | 
     when the display cannot be captured or recorded.
     """
     from actions.platform import open_listener
-    from agent.errors import EnvironmentProblem, ExitCode
+    from agent.errors import EnvironmentProblem, ExitCode, RecordingFailed
     from agent.recording.writer import RecordingWriter
     from agent.session import RunOutcome, open_display
     from agent.stepping import final_frame, finish_run
@@ -225,13 +225,18 @@ def record(options: RunOptions, *, desktop: Any = None, stop: threading.Event | 
                         break
             except KeyboardInterrupt:
                 interrupted.append(signal.SIGINT)
+            except RecordingFailed as exc:  # a full disk: what is written stays, the recording ends "error"
+                error = str(exc)
             if interrupted:
                 reason = "Ctrl-C" if interrupted[0] == signal.SIGINT else "SIGTERM"
             listener.stop()  # delivers everything recorded so far
             with contextlib.suppress(queue.Empty):
                 while True:
                     merger.feed(events.get_nowait())
-            write(merger.close(interrupted=bool(interrupted)))
+            try:
+                write(merger.close(interrupted=bool(interrupted)))
+            except RecordingFailed as exc:
+                error = error or str(exc)
             ring.stop()
             final = final_frame(screen.grab, ring.latest())
             if merger.secret_names:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.errors import BadInput, DeskpilotError, EnvironmentProblem, ExitCode
+from agent.errors import BadInput, DeskpilotError, EnvironmentProblem, ExitCode, RunEnded
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,6 +141,9 @@ def cmd_act(args: argparse.Namespace) -> int:
             finish_run(recorder, *ending(exc), steps=recorder.steps, usage=Usage(),
                        final=final_frame(screen.grab, stepper.frame))
             raise
+        except RunEnded as exc:  # the recording could not be written: stop before the next action
+            status, code, message = ending(exc)
+            print(f"deskpilot act: {message}", file=sys.stderr)
         finish_run(recorder, status, code, message, steps=recorder.steps, usage=Usage(),
                    final=final_frame(screen.grab, stepper.frame))
         print(f"recording: {recorder.path}")
@@ -330,6 +333,7 @@ def print_step(step: dict, usage: object) -> None:
     print(f"[{step['i']}] {what} {where}{thought}{status}{spent}", flush=True)
 
 
+ACTING = frozenset({"run", "act", "replay", "record", "demo"})  # commands that write a recording into --out
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "schema": cmd_schema,
@@ -358,7 +362,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
     try:
+        if args.command in ACTING and getattr(args, "out", None):
+            from agent.recording.files import check_out_dir
+
+            check_out_dir(Path(args.out))  # before anything runs (exit 4)
         return int(COMMANDS[args.command](args))
+    except RunEnded as exc:  # e.g. RecordingFailed outside a run's loop
+        print(f"deskpilot {args.command}: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
     except DeskpilotError as exc:
         print(f"deskpilot {args.command}: {exc}", file=sys.stderr)
         return int(exc.exit_code)
