@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ class RunOptions:
     size: Size | None = None
     out: Path = Path("recordings")
     workdir: Path = field(default_factory=Path.cwd)
+    wait_display: bool = False  # another deskpilot acts on the display: wait for it (else exit 4)
 
 
 @dataclass
@@ -64,6 +65,22 @@ def open_display(spec: str = "auto", size: Size | None = None, window_manager: b
         raise EnvironmentProblem(str(exc)) from None
 
 
+@contextmanager
+def hold_display(display: str, wait: bool = False) -> Iterator[None]:
+    """Hold the display's lock (one actor per display, see actions.platform.display_lock) for the block;
+    EnvironmentProblem naming the holder's pid when another process acts there and `wait` is False."""
+    from actions.platform.base import DesktopError
+    from actions.platform.display_lock import hold
+
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(hold(display, wait=wait,
+                                     notice=lambda m: print(f"deskpilot: {m}", file=sys.stderr, flush=True)))
+        except DesktopError as exc:
+            raise EnvironmentProblem(str(exc)) from None
+        yield
+
+
 def open_executor(display: str) -> Any:
     """The executor acting on `display`; EnvironmentProblem when input cannot be had there."""
     from actions.platform import open_executor as open_platform_executor
@@ -97,6 +114,7 @@ class Session:
             if desktop is None:
                 desktop = self._stack.enter_context(open_display(options.display, options.size))
             self.desktop = desktop
+            self._stack.enter_context(hold_display(desktop.display, options.wait_display))
             self.executor = open_executor(desktop.display)
             self._stack.callback(self.executor.close)
             self.screen = self.executor.screen

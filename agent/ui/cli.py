@@ -111,13 +111,14 @@ def cmd_act(args: argparse.Namespace) -> int:
     from contextlib import closing
 
     from agent.recording.writer import RecordingWriter
-    from agent.session import open_display, open_executor
+    from agent.session import hold_display, open_display, open_executor
     from agent.stepping import Stepper, ending, final_frame, finish_run
     from agent.types import Usage
     from vision.settle import SettleConfig
 
     _actions(args.actions)  # shape first, before a display is opened
-    with open_display(args.display, args.size) as desktop, closing(open_executor(desktop.display)) as executor:
+    with open_display(args.display, args.size) as desktop, hold_display(desktop.display, args.wait_display), \
+            closing(open_executor(desktop.display)) as executor:
         screen = executor.screen
         actions = _actions(args.actions, screen)
         recorder = RecordingWriter(Path(args.out), "act", screen={"width": screen.size.width,
@@ -192,7 +193,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = RunOptions(
         model=ModelConfig(model=models[0] if models else DEFAULT_MODEL, tool_version=args.tool_version,
                           thinking_budget=args.thinking),
-        loop=LoopConfig(limits=limits(args)), display=args.display, size=args.size, out=Path(args.out))
+        loop=LoopConfig(limits=limits(args)), display=args.display, size=args.size, out=Path(args.out),
+        wait_display=args.wait_display)
     callbacks = Callbacks(on_step=print_step, confirm_mode=args.confirm)
     if args.rollouts is not None:
         from agent.rollouts.run import run_rollouts
@@ -267,7 +269,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from agent.replay.replayer import replay
     from agent.session import RunOptions
 
-    outcome = replay(Path(args.recording), RunOptions(display=args.display, out=Path(args.out)), start=args.start,
+    outcome = replay(Path(args.recording), RunOptions(display=args.display, out=Path(args.out),
+                                                      wait_display=args.wait_display), start=args.start,
                      end=args.end, speed=args.speed, verify=not args.no_verify, on_step=print_replay_step)
     print(f"{outcome.result.status}: {outcome.result.message}")
     print(f"recording: {outcome.recording}")

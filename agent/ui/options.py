@@ -71,6 +71,8 @@ def display_options(*, size: bool = True, display_help: str = DISPLAY_HELP,
     """`--display SPEC` and (with `size`) `--size WxH`."""
     parser = _parent()
     parser.add_argument("--display", type=display_spec, default="auto", help=display_help)
+    parser.add_argument("--wait-display", action="store_true",
+                        help="when another deskpilot acts on the display, wait for it (default: exit 4 at once)")
     if size:
         parser.add_argument("--size", type=screen_size, help=size_help)
     return parser
