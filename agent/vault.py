@@ -7,9 +7,10 @@ for the `*_BASE_URL` settings), the process re-executes itself once (`os.execve`
 and arguments) with those variables removed, and hands their values over through an anonymous
 memory file (memfd) whose descriptor number is in DESKPILOT_VAULT_FD; the new process reads it and
 closes it before doing anything else. From then on the values live only in this module: no child
-inherits them and `/proc/PID/environ` does not show them. On Linux the process is also marked
-non-dumpable, so another process of the same (non-root) user cannot read its memory either; root
-can always read any process's memory, which no program can prevent.
+inherits them and `/proc/PID/environ` does not show them. On Linux the command's process is also
+marked non-dumpable, so another process of the same (non-root) user cannot read its memory either
+(where a key read from the keyring lives too); root can always read any process's memory, which no
+program can prevent.
 
 Code reads these variables with `getenv(name)` (the environment first, for in-process use such
 as tests, then the sealed values), and passes them to SDKs explicitly. `secret_values()` lists
@@ -145,6 +146,7 @@ def seal(argv: list[str] | None = None) -> None:
         _receive(os.environ.pop(FD_VARIABLE))
         _not_dumpable()
         return
+    _not_dumpable()  # also protects a key that comes from the keyring, which never was in the environment
     secrets = {name: value for name, value in os.environ.items() if sealable(name)}
     if not secrets:
         return
