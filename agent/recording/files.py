@@ -146,17 +146,21 @@ RESERVE_FILE = ".reserve"
 
 
 def check_out_dir(out: Path) -> None:
-    """EnvironmentProblem unless recordings can be written into `out` (created if missing): not a file,
-    writable, at least MIN_FREE_BYTES free. Checked before a command acts."""
+    """EnvironmentProblem unless recordings can be written into `out`: not a file, writable (or creatable
+    in a writable folder), at least MIN_FREE_BYTES free. Checked before a command acts; creates nothing."""
     if out.exists() and not out.is_dir():
         raise EnvironmentProblem(f"--out {out}: is a file, not a folder; recordings are written into a folder")
+    existing = out.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".deskpilot-write-test-{os.getpid()}-{secrets.token_hex(4)}"
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is not a folder")
+        probe = existing / f".deskpilot-write-test-{os.getpid()}-{secrets.token_hex(4)}"
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(fd)
         os.unlink(probe)
-        free = os.statvfs(out)
+        free = os.statvfs(existing)
     except OSError as exc:
         raise EnvironmentProblem(f"--out {out}: recordings cannot be written there: {exc.strerror or exc}") from None
     available = free.f_bavail * free.f_frsize
