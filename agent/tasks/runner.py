@@ -1,15 +1,18 @@
 """Runs a task file: setup, scripted steps (targets found by OCR or template), agent steps, checks.
 
 Every step is logged as a recording step with `source: script`, its resolved target and the
-task file's line. A step that fails (target not found or ambiguous, a setup command that fails,
-an `expect` not met) ends the task as failed, naming the step; the screenshot it searched is
-saved beside the recording. Programs started by `launch` are stopped at the end.
+task file's line. Before it acts, every step (and every `run`, `launch` and `command`) goes
+through the run's policy guard, like the model's actions: a refused one is logged with the rule
+and ends the task as failed (exit 1), nothing typed or run. A step that fails (target not found
+or ambiguous, a setup command that fails, an `expect` not met) ends the task as failed, naming the
+step; the screenshot it searched is saved beside the recording. Programs started by `launch` are stopped at the end.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import time
@@ -71,6 +74,7 @@ class TaskRunner:
                                stop=callbacks.stop, on_step=callbacks.on_step, usage=lambda: session.usage)
         self.finder = TextFinder()
         self.launched: list[subprocess.Popen] = []
+        self.guard = session.policy_confirm(callbacks)
 
     # --- the run ---------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -103,6 +107,8 @@ class TaskRunner:
     def setup(self, n: int, item: TaskItem) -> None:
         """launch, run or wait_for, before the steps."""
         where = f"setup {n} (line {item.line}): {item.describe()}"
+        if isinstance(item, LaunchStep | RunStep):
+            self.allowed(where, command=item.launch if isinstance(item, LaunchStep) else item.run)
         if isinstance(item, LaunchStep):
             self.launched.append(self.session.desktop.launch(item.launch, cwd=self.task.folder,
                                                              env=self.session.command_env()))
@@ -151,6 +157,7 @@ class TaskRunner:
         else:  # pragma: no cover - the schema admits no other kind
             raise StepFailed(f"{where}: unknown step kind {item.kind}")
         find_ms = round((time.monotonic() - started) * 1000, 1)
+        self.allowed(where, action=action, before=before, n=n, line=item.line)
         result, timing = self.stepper.perform(
             lambda: self.session.executor.perform(parse_action(action, self.session.screen.size)))
         point = found.point if found is not None and "coordinate" in action and not extra.get("condition") else None
@@ -198,11 +205,32 @@ class TaskRunner:
             else:
                 ok, detail = True, f"{path} exists"
         elif isinstance(item, CommandCheck):
+            try:
+                self.allowed(f"check (line {item.line})", command=item.command)
+            except StepFailed as exc:
+                return {"check": item.describe(), "kind": item.kind, "line": item.line, "ok": False, "detail": str(exc)}
             code, output = self.run_command(item.command)
             ok, detail = code == 0, f"exit code {code}" + (f": {output[-300:]}" if output and code else "")
         return {"check": item.describe(), "kind": item.kind, "line": item.line, "ok": ok, "detail": detail}
 
     # --- helpers ---------------------------------------------------------------------------
+    def allowed(self, where: str, *, action: dict | None = None, command: Any = None, **logged: Any) -> None:
+        """The policy's check of an action or a command; StepFailed naming the rule when it is refused."""
+        from actions.result import ToolResult
+        from agent.safety.guard import Denied
+        from agent.types import ToolCall
+
+        call = (ToolCall("script", "computer", dict(action)) if action is not None else
+                ToolCall("script", "bash", {"command": command if isinstance(command, str) else shlex.join(command)}))
+        try:
+            self.guard(call, None)
+        except Denied as exc:
+            if action is not None and "before" in logged:
+                before = logged.pop("before")
+                self.stepper.log(before, action=action, result=ToolResult(error=exc.why), timing={}, step=logged["n"],
+                                 line=logged["line"], describe=where, refused=exc.verdict.rule if exc.verdict else None)
+            raise StepFailed(f"{where}: {exc.why}") from None
+
     def find(self, query: Any, where: str, n: int, save: bool = True) -> Found:
         """Look for a target or query until its timeout; StepFailed naming the step if it is not there."""
         if isinstance(query, PointTarget):
@@ -269,9 +297,10 @@ def run_task(task: Task, options: RunOptions, *, desktop: Any = None, callbacks:
     secrets = {name: os.environ[name] for name in task.secret_names if name in os.environ}
     callbacks = callbacks or Callbacks()
     if callbacks.policy_overrides is None:
-        callbacks = replace(callbacks, policy_overrides=task.policy)
+        callbacks = replace(callbacks, policy_overrides=task.policy, policy_source=f"{task.path or task.name}: policy")
     with Session(options, desktop=desktop, secrets=secrets, model=model, stop=callbacks.stop,
                  kill_switch=kill_switch, bash_env=bash_env) as session:
+        session.policy_confirm(callbacks)  # a task policy that would loosen the rules is refused before anything runs
         uses_model = bool(task.goal and not task.steps) or any(isinstance(s, AgentStep) for s in task.steps)
         recorder = session.recorder("task", secrets, task=str(task.path or task.name), goal=task.goal,
                                     model=options.model.model if uses_model else None, extra_meta=meta)
