@@ -35,12 +35,14 @@ _RISKY_ATTRS = frozenset({"system", "popen", "rmtree", "check_output", "check_ca
                           "execv", "execve", "execvp", "execl", "execlp", "spawnv", "spawnl", "killpg"})
 _RISKY = re.compile(r"\b(?:system|exec\w*|spawn\w*|popen\w*|fork|rmtree|rm_rf?|remove_tree|rmSync|rimraf|"
                     r"child_process|shell_exec|passthru|proc_open|eval|Function|unlink\w*|remove_entry\w*|"
-                    r"FileUtils|Open3|Kernel|kill|getline|qx|readpipe|syscall|do|require)\b|`|%x[{(\[]|\|\s*[\"']")
+                    r"FileUtils|Open3|Kernel|kill|getline|qx|readpipe|syscall|removeSync|rmdirSync|do|require)\b|`|%x[{(\[]|\|\s*[\"']")
 _LITERAL_CALL = re.compile(r"\b(?:system|exec\w*|spawn\w*|popen\w*|shell_exec|passthru|qx)\s*[({]?\s*"
                            r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')\s*[)}]?")
 _BACKTICKS = re.compile(r"`([^`]*)`")
 _AWK_PIPES = re.compile(r"\|\s*(\"(?:[^\"\\]|\\.)*\")|(\"(?:[^\"\\]|\\.)*\")\s*\|\s*getline")
 _HARMLESS_WORDS = {"do", "require"}  # risky only with something else
+_READS_CODE = frozenset({"sh", "bash", "dash", "zsh", "ksh", "fish", "csh", "tcsh", "python", "python3", "perl",
+                         "ruby", "node", "php", "lua", "source", "eval", "xargs", "su", "sudo"})
 
 
 def python_code(code: str, depth: int = 0) -> list[Effect]:
@@ -164,7 +166,10 @@ def other_code(language: str, code: str) -> list[Effect]:
             out.append(("shell", match[1]))
     if language == "awk":
         for match in _AWK_PIPES.finditer(code):
-            out.append(("shell", _unquote(match[1] or match[2])))
+            command = _unquote(match[1] or match[2])
+            if match[1] and command.split()[:1] and command.split()[0].rsplit("/", 1)[-1] in _READS_CODE:
+                out.append(("unclear", f"awk prints into {command.split()[0]!r}, which runs what it reads"))
+            out.append(("shell", command))
     risky = [m[0] for m in _RISKY.finditer(code) if m[0] not in _HARMLESS_WORDS]
     if language == "awk":
         risky = [r for r in risky if r in ("system", "getline") or r.startswith("|")]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from agent.safety.rules import BASH, COMPUTER, TYPING_ACTIONS, CallFacts, is_terminal_window
 from agent.safety.shell import ShellState, analyse
-from agent.safety.terminal import TypedLine, events_of
+from agent.safety.terminal import TypedLine, events_of, history_expansion
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,9 @@ def read_call(facts: CallFacts, data: dict, state: ReadState, approved: str | No
                 texts += [command, *(c.line() for c in analysis.commands)]
             for name, why in analysis.findings.items():
                 findings.setdefault(name, why)
+            recalled = history_expansion(command)
+            if recalled:
+                findings.setdefault("dynamic-command", f"{recalled} runs text from the shell's history")
         partial = after.text
         if partial.strip():
             texts += [partial, *(c.line() for c in analyse(partial, shell).commands)]

@@ -42,15 +42,17 @@ _WORD_CHARS = str.maketrans({" ": "\u00a0", "\t": "\u00a0", "\n": "\u00a0", ";":
 
 @dataclass
 class ShellState:
-    """What a shell remembers between commands: variables (values as far as known), aliases, functions."""
+    """What a shell remembers between commands: variables (values as far as known), aliases, functions,
+    and the files its commands wrote (path as written -> content as far as known, DYN where not)."""
 
     variables: dict[str, str] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     functions: set[str] = field(default_factory=set)
+    files: dict[str, str] = field(default_factory=dict)
 
     def copy(self) -> ShellState:
         """An independent copy."""
-        return ShellState(dict(self.variables), dict(self.aliases), set(self.functions))
+        return ShellState(dict(self.variables), dict(self.aliases), set(self.functions), dict(self.files))
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,7 @@ class _Judge:
         if node.recursive:
             self.find("recursive-function", f"function {node.recursive!r} calls itself (a fork bomb)")
         argv = [text for text, _ in pairs]
+        self.remember_writes(node, argv)
         if node.alias is not None:
             self.add(Command(tuple(argv), redirects))
             self.code(" ".join([node.alias, *(shlex.quote(a) for a in argv[1:])]), depth + 1, f"alias {argv[0]}")
@@ -157,6 +160,8 @@ class _Judge:
         self.add(Command(tuple(argv), tuple(node.redirects)))
         name = argv[0].rsplit("/", 1)[-1]
         first = words[0] if words else None
+        if "/" in argv[0] and _path_key(argv[0]) in self.state.files:  # ./script.sh written just before
+            self.language("shell", self.state.files[_path_key(argv[0])], depth, f"the script {argv[0]}")
         if not name or has_markers(name) or (first is not None and first.glob):
             shown_name = first.raw if first is not None and first.raw else argv[0]
             self.find("dynamic-command", f"the program to run ({shown(shown_name)}) is known only when it runs")
@@ -180,7 +185,14 @@ class _Judge:
         if text is not None:
             self.language(language, text, depth, f"the code {name} reads")
             return
+        if node.piped_by is not None:
+            self.find("dynamic-command", f"{name} runs code that {node.piped_by} writes to it")
+            return
         if node.stdin is None:
+            for operator, target in node.redirects:
+                if operator == "<&" or (operator in ("<", "<>") and (has_markers(target) or target.startswith(
+                        ("/dev/tcp/", "/dev/udp/", "/proc/", "/dev/fd/")))):
+                    self.find("dynamic-command", f"{name} runs code it reads from {shown(operator + ' ' + target)}")
             return  # a file (< script.sh) or the terminal: nothing to read here
         producer = node.stdin.argv()
         source = producer[0].rsplit("/", 1)[-1] if producer else "another command"
@@ -200,6 +212,8 @@ class _Judge:
                 self.find("dynamic-command", f"{argv[0]} runs a script that {shown(source)} prints")
             else:
                 self.language(language, text, depth, f"the script {argv[0]} runs")
+        elif _path_key(path) in self.state.files:
+            self.language(language, self.state.files[_path_key(path)], depth, f"the script {path}")
         elif path in ("/dev/stdin", "/proc/self/fd/0", "/dev/fd/0", "-"):
             self.stdin(node, language, argv[0].rsplit("/", 1)[-1], depth)
         elif DYN in path and language != "shell":
@@ -213,11 +227,43 @@ class _Judge:
         found = python_code(code) if language.startswith(("python", "pypy")) else other_code(language, code)
         for effect in found:
             if effect[0] == "run":
-                self.argv(list(effect[1]), None, Node(), depth + 1)
+                self.argv(list(effect[1]), None, Node(piped_by=f"{language} code"), depth + 1)
             elif effect[0] == "shell":
                 self.code(effect[1], depth + 1, f"the shell command in {language} code")
             elif effect[0] == "unclear":
                 self.find("interpreter-code", effect[1])
+
+
+    def remember_writes(self, node: Node, argv: list[str]) -> None:
+        """Files this command writes (> FILE, >> FILE, tee FILE, curl -o FILE, wget -O FILE), with what it writes."""
+        content = static_output(node)
+        targets = [(target, op == ">>") for op, target in node.redirects if op in (">", ">>", ">|", "&>", "&>>")]
+        name = argv[0].rsplit("/", 1)[-1]
+        if name == "tee":
+            content = node.stdin_text if node.stdin_text is not None else static_output(node.stdin)
+            targets += [(a, "-a" in argv) for a in argv[1:] if not a.startswith("-")]
+        elif name in ("curl", "wget"):
+            content = None
+            short, long = ("o", "--output") if name == "curl" else ("O", "--output-document")
+            for i, arg in enumerate(argv[1:], 1):
+                if arg.startswith(long + "="):
+                    targets.append((arg.split("=", 1)[1], False))
+                elif (arg == long or (arg.startswith("-") and not arg.startswith("--") and arg.endswith(short))) \
+                        and i + 1 < len(argv):
+                    targets.append((argv[i + 1], False))
+                elif arg.startswith("-" + short) and len(arg) > 2:
+                    targets.append((arg[2:], False))
+        for target, append in targets:
+            if target in ("/dev/null", "/dev/stdout", "/dev/stderr") or target.isdigit():
+                continue
+            key = _path_key(target)
+            text = DYN if content is None else content
+            self.state.files[key] = (self.state.files.get(key, "") + text) if append else text
+
+
+def _path_key(path: str) -> str:
+    """A file path as the shell's memory of written files keys it (./a.sh and a.sh are one file)."""
+    return path[2:] if path.startswith("./") else path
 
 
 def _words_of(inner: list[str], argv: list[str], words: list[Word] | None) -> list[Word] | None:

@@ -42,14 +42,16 @@ class Node:
     alias: str | None = None  # the alias its first word names
     recursive: str | None = None  # the function it calls from inside that function's own body
     depth: int = 0
+    ifs: str = " \t\n"  # the field separators when the command was read
+    piped_by: str | None = None  # a program (not a shell command) that writes to its input: unknown data
 
     def argv(self) -> list[str]:
         """The command's words after expansion and field splitting."""
-        return [item for word in self.words for item in word.fields()]
+        return [item for word in self.words for item in word.fields(self.ifs)]
 
     def argv_words(self) -> list[tuple[str, Word]]:
         """Each field with the word it came from."""
-        return [(item, word) for word in self.words for item in word.fields()]
+        return [(item, word) for word in self.words for item in word.fields(self.ifs)]
 
 
 def static_output(node: Node | None, depth: int = 0) -> str | None:
@@ -311,7 +313,9 @@ class Parser(WordReader):
         """Assignments, words and redirections up to an operator."""
         from agent.safety.shell_compound import after_simple, read_array
 
-        node = Node(stdin=stdin, depth=self.depth)
+        ifs = self.variables.get("IFS", " \t\n")
+        node = Node(stdin=stdin, depth=self.depth, ifs=ifs if DYN not in ifs else " \t\n" + "".join(
+            chr(c) for c in range(0x21, 0x7F) if not chr(c).isalnum()))
         assignments: list[tuple[str, str]] = []
         while True:
             self.skip_blanks()

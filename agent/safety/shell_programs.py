@@ -137,17 +137,24 @@ def effects(name: str, argv: list[str]) -> list[Effect]:
         return [("shell", " ".join(argv[1:]))] if name == "eval" else [("shell", argv[1])] if len(argv) > 1 else []
     if name in ("source", "."):
         return [("file", 1, "shell")] if len(argv) > 1 else []
-    if name in ("su", "runuser", "sg") and any(a in ("-c", "--command") or a.startswith("--command=") for a in argv):
-        return [("shell", _option_value(argv, "-c", "--command"))]
+    if name in ("su", "runuser", "sg", "flock", "script"):
+        code = _code_option(argv)
+        if code is not None:
+            return [("shell", code)]
+    if name == "fc" and any(a == "-s" or a.startswith("-e") for a in argv[1:]):
+        return [("shell", DYN)]  # runs a command from the history
     if name == "ssh":
         return ssh_effects(argv)
     if name == "watch":
         inner = peel_simple(argv, "ndqx", ("--interval", "--differences"))
         return [("shell", " ".join(inner))] if inner else []
-    if name in ("flock", "script") and any(a in ("-c", "--command") for a in argv):
-        return [("shell", _option_value(argv, "-c", "--command"))]
     if name == "find":
         return find_effects(argv)
+    if name == "git":
+        return git_effects(argv)
+    if name in ("tar", "gtar", "bsdtar"):
+        return [("shell", value) for arg in argv[1:] for option in _TAR_COMMANDS if arg.startswith(option)
+                for value in [arg[len(option):]]]
     if name == "command" and any(a in ("-v", "-V") for a in argv[1:2]):
         return []
     if name == "env" and any(a in ("-S", "--split-string") or a.startswith(("-S", "--split-string=")) for a in argv):
@@ -163,6 +170,16 @@ def effects(name: str, argv: list[str]) -> list[Effect]:
             return []
         return [("run", inner)] if inner else []
     return []
+
+
+def _code_option(argv: list[str]) -> str | None:
+    """The code of -c CODE, a cluster ending in c (-qc CODE), --command CODE or --command=CODE; None if none."""
+    for i, arg in enumerate(argv[1:], 1):
+        if arg.startswith("--command="):
+            return arg.split("=", 1)[1]
+        if arg == "--command" or (arg.startswith("-") and not arg.startswith("--") and arg.endswith("c")):
+            return argv[i + 1] if i + 1 < len(argv) else ""
+    return None
 
 
 def _option_value(argv: list[str], short: str, long: str) -> str:
@@ -214,6 +231,23 @@ def find_effects(argv: list[str]) -> list[Effect]:
                 out.append(("run", argv[i + 1:j]))
             i = j
         i += 1
+    return out
+
+
+_TAR_COMMANDS = ("--checkpoint-action=exec=", "--to-command=", "--use-compress-program=", "--info-script=",
+                 "--new-volume-script=", "--rsh-command=")
+_GIT_SHELL_KEYS = ("core.pager", "core.sshcommand", "core.editor", "core.fsmonitor", "core.hookspath",
+                   "sequence.editor", "diff.external", "pager.", "credential.helper", "gpg.program", "alias.")
+
+
+def git_effects(argv: list[str]) -> list[Effect]:
+    """git -c KEY=VALUE for the settings git runs as shell commands (pager, ssh command, editor, `!` aliases)."""
+    out: list[Effect] = []
+    for i, arg in enumerate(argv[:-1]):
+        if arg == "-c" and "=" in argv[i + 1]:
+            key, value = argv[i + 1].split("=", 1)
+            if key.lower().startswith(_GIT_SHELL_KEYS):
+                out.append(("shell", value[1:] if value.startswith("!") else value))
     return out
 
 

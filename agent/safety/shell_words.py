@@ -52,8 +52,9 @@ class Word:
         """Append text (`split`: it came from an unquoted expansion, so whitespace separates fields)."""
         self.segments.append((text, split))
 
-    def fields(self) -> list[str]:
-        """The words this word becomes: unquoted expansions split on whitespace, braces expanded."""
+    def fields(self, ifs: str = " \t\n") -> list[str]:
+        """The words this word becomes: unquoted expansions split on `ifs` characters, braces expanded."""
+        splitter = re.compile("[" + re.escape(ifs) + "]+") if ifs else None
         out: list[str] = []
         current: list[str] = []
         solid = False  # the current field has a literal or quoted part: it exists even when empty
@@ -62,7 +63,7 @@ class Word:
                 current.append(text)
                 solid = True
                 continue
-            parts = re.split(r"[ \t\n]+", text)
+            parts = splitter.split(text) if splitter else [text]
             for k, part in enumerate(parts):
                 if k:
                     if current and ("".join(current) or solid):
@@ -197,7 +198,7 @@ class WordReader:
             elif char in "$`":
                 self.expansion(word, quoted=False)
             elif char in "*?[" or (char in "@!+" and self.peek(1) == "("):
-                word.glob = True
+                word.glob = word.glob or char != "[" or self.closes_bracket()
                 if self.peek(1) == "(" and char in "*?@!+":
                     self.pos += 1
                     word.add(char + "(" + self.balanced("(", ")") + ")")
@@ -209,6 +210,15 @@ class WordReader:
                 self.pos += 1
         word.raw = self.text[start:self.pos]
         return word
+
+    def closes_bracket(self) -> bool:
+        """Whether the `[` at pos opens a bracket expression (a `]` follows in the same word): `[` alone is test."""
+        end = self.pos + 1
+        while end < len(self.text) and self.text[end] not in METACHARS:
+            if self.text[end] == "]":
+                return True
+            end += 1
+        return False
 
     def until(self, closer: str, ansi: bool = False) -> str:
         """The text from after the opening quote (at pos) to `closer`; pos after it."""

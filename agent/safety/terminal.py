@@ -13,6 +13,7 @@ pipe or a backslash continues on the next one (the shell's PS2), so the command 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 
 from actions.keys import KeyNameError, keysym_char, parse_combo, resolve_key
@@ -98,6 +99,28 @@ def _combo_event(part: str) -> Event:
     return ("key", "unknown")
 
 
+_HISTORY = re.compile(r"!(?:[!$^*#]|-?\d+|[A-Za-z_./?][^\s;&|()<>]*|\{)")
+
+
+def history_expansion(command: str) -> str | None:
+    """The first `!!`, `!-2`, `!rm`, `!$`... an interactive shell would replace by an earlier command's text."""
+    quoted = False
+    i = 0
+    while i < len(command):
+        char = command[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == "'":
+            quoted = not quoted
+        elif char == "!" and not quoted:
+            match = _HISTORY.match(command, i)
+            if match:
+                return match[0]
+        i += 1
+    return None
+
+
 @dataclass
 class TypedLine:
     """A window's line being edited: text before and after the cursor, earlier lines of the same command."""
@@ -163,4 +186,4 @@ class TypedLine:
         return self.pending + self.before + self.after
 
 
-__all__ = ["Event", "TypedLine", "events_of"]
+__all__ = ["Event", "TypedLine", "events_of", "history_expansion"]
