@@ -193,6 +193,9 @@ class Parser(WordReader):
                 self.pos += 2
             elif char in ";&|":
                 self.pos += 2 if two in ("&&", "||", "|&") else 1
+                if two in ("&&", "||"):
+                    self.skip_space()
+                    self.incomplete = self.incomplete or self.pos >= len(self.text)
             elif self.keyword_ahead() in stops:
                 return last
             else:
@@ -210,6 +213,7 @@ class Parser(WordReader):
             if self.peek() == "|" and self.peek(1) != "|":
                 self.pos += 2 if self.peek(1) == "&" else 1
                 self.skip_space()
+                self.incomplete = self.incomplete or self.pos >= len(self.text)
                 previous = node
                 continue
             return node
