@@ -25,10 +25,10 @@ first matching rule, and the strictest verdict of all units decides (among equal
 comes first). Findings of the shell analysis (`finding:` rules) come with the call itself.
 
 What the policy may look at is fixed on purpose: the tool call (its tool name and input), the
-parsed action, the rules, the run's working directory and the focused window's WM_CLASS as the X
-server reports it (`focused_window`). It never sees screenshots, OCR text or what the model wrote,
-so nothing shown on the screen (a web page saying "ignore your rules") can change a decision. The
-window title is read only to show the user; terminal detection uses the WM_CLASS alone.
+parsed action, the rules, the run's working directory and the focused window's class and title as
+the X server reports them (`focused_window`). It never sees screenshots, OCR text or what the model
+wrote, so nothing shown on the screen (a web page saying "ignore your rules") can loosen a decision;
+a title can only make a window count as a terminal, which makes the policy stricter.
 
 The concepts live apart: the policy file's schema and reading in `agent.safety.policy_file`
 (`PolicyError` names the file, line, rule and field of a problem), rules and what they match in
@@ -36,10 +36,9 @@ The concepts live apart: the policy file's schema and reading in `agent.safety.p
 `make_confirm` builds for `--confirm ask|allow|deny` (a refusal raises `Denied`, which the loop
 turns into an error result the model sees). This module merges the layers and decides.
 
-The policy is a safety net against mistakes and prompt injection, not a sandbox: a determined
-program can always find a command the patterns do not know (python -c "shutil.rmtree(...)"), a
-command typed in pieces, or a terminal inside another application. Run untrusted goals on a
-virtual display in a container.
+The policy is a safety net against mistakes and prompt injection, not a sandbox: it cannot see
+what a program it lets run does, nor code inside the files it runs (see the README's safety
+section). Run untrusted goals on a virtual display in a container.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from agent.safety.shell_parse import _DECLARE, _KEYWORD, MAX_NODES, Node, TooComplex
+from agent.safety.shell_parse import _DECLARE, _KEYWORD, _REDIRECT, MAX_NODES, Node, TooComplex
 from agent.safety.shell_words import DYN
 
 if TYPE_CHECKING:
@@ -135,6 +135,60 @@ def case_command(parser: Parser, stops: frozenset[str]) -> Node | None:
                 break
 
 
+def read_subshell(parser: Parser, stops: frozenset[str]) -> Node | None:
+    """( list ) or (( arithmetic )) (pos on the parenthesis)."""
+    if parser.peek(1) == "(":
+        parser.pos += 1
+        body = parser.balanced("(", ")")
+        if parser.peek() == ")":
+            parser.pos += 1
+        if "$(" in body or "`" in body:
+            parser.scan(body)
+        return None
+    parser.pos += 1
+    last = parser.parse_list(stops | {")"})
+    if parser.peek() == ")":
+        parser.pos += 1
+    else:
+        parser.incomplete = True
+    parser.trailing_redirects(last)
+    return last
+
+
+def read_heredocs(parser: Parser) -> None:
+    """The bodies of the here-documents announced on the line just ended (pos after its newline)."""
+    text = parser.text
+    for node, delimiter, strip, is_literal in parser.heredocs:
+        lines, closed = [], False
+        while parser.pos < len(text):
+            end = text.find("\n", parser.pos)
+            end = len(text) if end < 0 else end
+            line, parser.pos = text[parser.pos:end], min(end + 1, len(text))
+            line = line.lstrip("\t") if strip else line
+            if line == delimiter:
+                closed = True
+                break
+            lines.append(line)
+        parser.incomplete = parser.incomplete or not closed
+        body = "\n".join(lines) + "\n"
+        node.stdin_text = body if is_literal else parser.expand_text(body)
+    parser.heredocs = []
+
+
+def trailing_redirects(parser: Parser, node: Node | None) -> None:
+    """Redirections after a group or subshell: read (substitutions in them run), kept on its last command."""
+    while True:
+        parser.skip_blanks()
+        match = _REDIRECT.match(parser.text, parser.pos)
+        if not match or (match[1] in "<>" and parser.peek(len(match[0])) == "("):
+            return
+        parser.pos = match.end()
+        parser.skip_blanks()
+        target = parser.read_word()
+        if node is not None:
+            node.redirects.append((match[1], target.value))
+
+
 def read_array(parser: Parser) -> str:
     """name=( words ) (pos on the parenthesis): the words are read; the value is not one string."""
     parser.pos += 1
@@ -189,4 +243,4 @@ def after_simple(parser: Parser, node: Node, assignments: list[tuple[str, str]])
 
 
 __all__ = ["after_simple", "case_command", "for_loop", "function_body", "read_array", "read_compound",
-           "test_command"]
+           "read_heredocs", "read_subshell", "test_command", "trailing_redirects"]

@@ -144,22 +144,10 @@ class Parser(WordReader):
 
     def newline(self) -> None:
         """Consume a newline; the here-documents announced on its line follow it."""
+        from agent.safety.shell_compound import read_heredocs
+
         self.pos += 1
-        for node, delimiter, strip, is_literal in self.heredocs:
-            lines, closed = [], False
-            while self.pos < len(self.text):
-                end = self.text.find("\n", self.pos)
-                end = len(self.text) if end < 0 else end
-                line, self.pos = self.text[self.pos:end], min(end + 1, len(self.text))
-                line = line.lstrip("\t") if strip else line
-                if line == delimiter:
-                    closed = True
-                    break
-                lines.append(line)
-            self.incomplete = self.incomplete or not closed
-            body = "\n".join(lines) + "\n"
-            node.stdin_text = body if is_literal else self.expand_text(body)
-        self.heredocs = []
+        read_heredocs(self)
 
     def expand_text(self, text: str) -> str:
         """`text` with its expansions done as in a here-document (substitutions in it run)."""
@@ -238,24 +226,11 @@ class Parser(WordReader):
 
     def subshell(self, stops: frozenset[str]) -> Node | None:
         """( list ) or (( arithmetic ))."""
+        from agent.safety.shell_compound import read_subshell
+
         self.enter()
         try:
-            if self.peek(1) == "(":
-                self.pos += 1
-                body = self.balanced("(", ")")
-                if self.peek() == ")":
-                    self.pos += 1
-                if "$(" in body or "`" in body:
-                    self.scan(body)
-                return None
-            self.pos += 1
-            last = self.parse_list(stops | {")"})
-            if self.peek() == ")":
-                self.pos += 1
-            else:
-                self.incomplete = True
-            self.trailing_redirects(last)
-            return last
+            return read_subshell(self, stops)
         finally:
             self.nesting -= 1
 
@@ -277,16 +252,9 @@ class Parser(WordReader):
 
     def trailing_redirects(self, node: Node | None) -> None:
         """Redirections after a group or subshell: read (substitutions in them run), kept on its last command."""
-        while True:
-            self.skip_blanks()
-            match = _REDIRECT.match(self.text, self.pos)
-            if not match or (match[1] in "<>" and self.peek(len(match[0])) == "("):
-                return
-            self.pos = match.end()
-            self.skip_blanks()
-            target = self.read_word()
-            if node is not None:
-                node.redirects.append((match[1], target.value))
+        from agent.safety.shell_compound import trailing_redirects
+
+        trailing_redirects(self, node)
 
     def substitution(self, closer: str) -> Node | None:
         """$(...), <(...), >(...) (pos after the opener) or `...` (pos on it): the commands inside, parsed."""
