@@ -35,13 +35,13 @@ class Terminal:
         self.path = path
         self.seen = 0
 
-    def keys(self) -> list[dict]:
+    def records(self) -> list[dict]:
         lines = self.path.read_text(encoding="utf-8").splitlines() if self.path.exists() else []
         return [json.loads(line) for line in lines if line.strip().endswith("}")]
 
     def new_keys(self, settle: float = 0.6) -> list[dict]:
         time.sleep(settle)
-        keys = [k for k in self.keys() if k["type"] == "key"]
+        keys = [k for k in self.records() if k["type"] == "key"]
         fresh, self.seen = keys[self.seen:], len(keys)
         return fresh
 
@@ -49,10 +49,11 @@ class Terminal:
 @pytest.fixture
 def terminal(desktop: Any, tmp_path: Path) -> Terminal:
     log = tmp_path / "terminal.jsonl"
-    desktop.launch([sys.executable, str(ROOT / "tests" / "terminal_window.py"), str(log), "Weirdterm", "Terminal - Bash"])
+    window = ROOT / "tests" / "terminal_window.py"
+    desktop.launch([sys.executable, str(window), str(log), "Weirdterm", "Terminal - Bash"])
     found = Terminal(log)
     deadline = time.monotonic() + 20
-    while not any(k["type"] == "ready" for k in found.keys()):
+    while not any(k["type"] == "ready" for k in found.records()):
         assert time.monotonic() < deadline, "the pretend terminal never came up"
         time.sleep(0.05)
     return found
