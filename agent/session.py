@@ -49,7 +49,8 @@ class Callbacks:
     pause: threading.Event = field(default_factory=threading.Event)  # set: hold before the next step
     confirm_mode: str | None = None  # "ask" | "allow" | "deny"; None: ask on a terminal, else deny
     asker: Callable[..., str] | None = None  # answers "ask" verdicts (the app's dialog); None: the terminal
-    policy_overrides: Any = None  # a task's own rules
+    policy_overrides: Any = None  # a task's own rules (they may only tighten unless confirm_mode is "allow")
+    policy_source: str = "task policy"  # where those rules come from, for messages
 
 
 def open_display(spec: str = "auto", size: Size | None = None, window_manager: bool = False) -> Any:
@@ -105,6 +106,7 @@ class Session:
         from agent.tools.editor import EditorTool
 
         self.options = options
+        self._guard: Callable[[ToolCall, Any], None] | None = None
         self._model = model if model is not None else registry.create(options.model)  # BadInput first
         self._ready = model is not None
         self.usage = Usage()  # what the model steps of a task cost
@@ -184,19 +186,28 @@ class Session:
         """The loop for a goal on this session."""
         return Agent(self.model, self.tools, recorder, grab=self.screen.grab, view=self.computer.model_view,
                      release=self.executor.release, config=loop or self.options.loop, on_step=callbacks.on_step,
-                     confirm=callbacks.confirm or self.policy_confirm(callbacks), stop=callbacks.stop,
+                     confirm=self.policy_confirm(callbacks), stop=callbacks.stop,
                      pause=callbacks.pause, owns_recording=owns_recording)
 
     def policy_confirm(self, callbacks: Callbacks) -> Callable[[ToolCall, Any], None]:
-        """The safety policy's confirm hook: every model action is allowed, asked about or refused by rule."""
-        from agent.safety.confirm import default_confirm_mode, make_confirm, terminal_asker
-        from agent.safety.policy import Policy
-        from agent.safety.rules import context_provider
+        """The run's one policy guard (`callbacks.confirm` when given), shared by its model and scripted steps.
 
-        policy = Policy.load(overrides=callbacks.policy_overrides)
-        mode = callbacks.confirm_mode or default_confirm_mode()
-        asker = callbacks.asker or (terminal_asker() if mode == "ask" else None)
-        return make_confirm(policy, mode, context_provider(self.options.workdir, self.desktop.display), asker)
+        Built on first use; a task policy that would loosen the rules without an explicit `--confirm
+        allow` raises PolicyError (exit 2) here, before anything acts.
+        """
+        if callbacks.confirm is not None:
+            return callbacks.confirm
+        if self._guard is None:
+            from agent.safety.confirm import default_confirm_mode, make_confirm, terminal_asker
+            from agent.safety.guard import run_policy
+            from agent.safety.rules import context_provider
+
+            policy = run_policy(callbacks.policy_overrides, callbacks.confirm_mode, callbacks.policy_source)
+            mode = callbacks.confirm_mode or default_confirm_mode()
+            asker = callbacks.asker or (terminal_asker() if mode == "ask" else None)
+            self._guard = make_confirm(policy, mode, context_provider(self.options.workdir, self.desktop.display),
+                                       asker)
+        return self._guard
 
     def command_env(self) -> dict[str, str]:
         """The environment of task commands: the display, this Python first on PATH, no secret variables."""

@@ -197,6 +197,34 @@ TABLE: list[tuple[tuple[ToolCall, Any], str | None, str, str | None]] = [
     (typed("loginctl lock-session"), XTERM, "ask", "end-session-typed"),
     (typed("rm -rf ~\n"), GEDIT, "allow", None),
     (typed("ls -la\n"), XTERM, "allow", None),
+    (typed("chmod -R 000 ~\n"), XTERM, "ask", "recursive-permissions-typed"),
+    (typed("crontab -r\n"), XTERM, "ask", "crontab-remove-typed"),
+    (typed(":(){ :|:& };:\n"), XTERM, "ask", "fork-bomb-typed"),
+    (typed("$(echo cm0gLXJmIH4= | base64 -d)\n"), XTERM, "ask", "opaque-command-typed"),
+    (key("r m space minus r f space asciitilde Return"), XTERM, "ask", "recursive-delete-typed"),
+    # what would run, whatever the spelling
+    (bash('"rm" -rf ~'), None, "ask", "recursive-delete"),
+    (bash('r""m -rf ~'), None, "ask", "recursive-delete"),
+    (bash("r\\m -rf ~"), None, "ask", "recursive-delete"),
+    (bash("$(echo rm) -rf ~"), None, "ask", "recursive-delete"),
+    (bash("x=rm; $x -rf ~"), None, "ask", "recursive-delete"),
+    (bash("busybox rm -rf ~"), None, "ask", "recursive-delete"),
+    (bash("echo rm -rf ~ | bash"), None, "ask", "recursive-delete"),
+    (bash("python3 -c \"import shutil; shutil.rmtree('/home/u')\""), None, "ask", "recursive-delete"),
+    (bash("rsync -a --delete src/ dst/"), None, "ask", "recursive-delete"),
+    (bash("rsync -a src/ dst/"), None, "allow", None),
+    (bash("chmod -R 000 ~"), None, "ask", "recursive-permissions"),
+    (bash("chmod +x run.sh"), None, "allow", None),
+    (bash("crontab -r"), None, "ask", "crontab-remove"),
+    (bash("crontab -l"), None, "allow", None),
+    (bash("pkill -9 -u root"), None, "ask", "end-session"),
+    (bash(":(){ :|:& };:"), None, "ask", "fork-bomb"),
+    (bash('bash -c "$(echo cm0gLXJmIH4= | base64 -d)"'), None, "ask", "opaque-command"),
+    (bash("echo cm0gLXJmIH4= | base64 -d | sh"), None, "ask", "opaque-command"),
+    (bash('eval "$(cat cmd.txt)"'), None, "ask", "opaque-command"),
+    (bash("$CMD -rf ~"), None, "ask", "opaque-command"),
+    (bash("echo $(date)"), None, "allow", None),
+    (bash("python3 -c 'print(1)'"), None, "allow", None),
     # editor and other computer actions
     (edit("create", WORKDIR / "notes.txt", file_text="x"), None, "allow", None),
     (edit("create", "/etc/hosts", file_text="x"), None, "ask", "edit-outside-workdir"),
@@ -223,6 +251,7 @@ def test_the_table_is_large_and_exercises_every_default_rule(policy: Policy) -> 
     assert sum(1 for *_, decision, _ in TABLE if decision == "allow") >= 20  # harmless look-alikes too
     assert {rule.name for rule in policy.rules} <= {rule for *_, rule in TABLE}
     assert {rule.decision for rule in policy.rules} == {"ask"} and policy.default == "allow"
+    assert sum(1 for rule in policy.rules if rule.finding) == 4
 
 
 def test_pathological_commands_are_decided_quickly(policy: Policy) -> None:
@@ -291,8 +320,11 @@ def test_holding_a_session_key_asks(policy: Policy) -> None:
     ("xterm", "ask"), ("xterm/XTerm: user@host: ~", "ask"), ("gnome-terminal-server/Gnome-terminal-server", "ask"),
     ("org.wezfurlong.wezterm/org.wezfurlong.wezterm", "ask"), ("Alacritty/Alacritty", "ask"), ("kitty", "ask"),
     (None, "ask"),  # the focus cannot be told: assume a terminal
-    ("gedit/Gedit: notes.txt", "allow"), ("firefox/Firefox: xterm - Wikipedia", "allow"),
+    ("gedit/Gedit: notes.txt", "allow"), ("firefox/Firefox: Bookmarks", "allow"),
     ("libreoffice/libreoffice-writer", "allow"), ("code/Code: terminal.py", "allow"),
+    # a title that names a terminal or a shell counts too: it can only make the policy stricter
+    ("python3/Tk: Terminal - Bash", "ask"), ("weird/Weird: ada@box: ~/src", "ask"),
+    ("firefox/Firefox: xterm - Wikipedia", "ask"),
 ])
 def test_typing_a_dangerous_command_asks_only_into_a_terminal(policy: Policy, focused: str | None,
                                                               decision: str) -> None:
@@ -305,7 +337,9 @@ def test_terminal_classes() -> None:
             "st", "tilix", "wezterm", "foot", "lxterminal", "mate-terminal", "qterminal", "terminal"} <= set(
         TERMINAL_CLASSES)
     assert is_terminal_window("XTerm") is True and is_terminal_window("st-256color/St") is True
-    assert is_terminal_window("gedit/Gedit: xterm manual") is False  # the title never counts
+    assert is_terminal_window("gedit/Gedit: xterm manual") is True  # a title can only make the policy stricter
+    assert is_terminal_window("tk/Tk: Terminal - Bash") is True and is_terminal_window("a/B: ada@box: ~") is True
+    assert is_terminal_window("code/Code: terminal.py") is False and is_terminal_window("g/G: Dashboard") is False
     assert is_terminal_window(None) is None and is_terminal_window(" ") is None
 
 
@@ -628,12 +662,13 @@ def test_focused_window_reports_a_terminal_class(desktop: Any, tmp_path: Path, p
     assert found is not None and "xterm" in found.lower() and "a pretend terminal" in found
     assert is_terminal_window(found) is True
     provider = context_provider(tmp_path, desktop.display)
-    assert provider() == PolicyContext(tmp_path, found)
+    context = provider()
+    assert (context.workdir, context.focused_window) == (tmp_path, found) and context.window_id
     assert policy.decide(*typed("sudo rm -rf /"), provider()).rule == "recursive-delete-typed"
 
 
 def test_focused_window_reports_an_ordinary_window(desktop: Any, tmp_path: Path, policy: Policy) -> None:
-    show_window(desktop, tmp_path, "Gedit", "xterm tips")  # a title that mentions a terminal does not count
+    show_window(desktop, tmp_path, "Gedit", "notes for the weekend")
     found = wait_for_focus(desktop.display, lambda f: f and "gedit" in f.lower())
     assert found is not None and "gedit" in found.lower()
     assert is_terminal_window(found) is False

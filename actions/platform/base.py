@@ -147,11 +147,12 @@ class Listener(Protocol):
 
 @dataclass(frozen=True)
 class WindowInfo:
-    """The window that has the keyboard focus: its class (as WM_CLASS: instance, class) and title."""
+    """The window that has the keyboard focus: its class (as WM_CLASS: instance, class), title and id (if known)."""
 
     instance: str
     klass: str
     title: str | None = None
+    id: int | None = None
 
 
 class Backend(Protocol):

@@ -63,6 +63,12 @@ line per source step in the range, with `replayed_step` (the source's `i`), `tar
 anchor_near | anchor_global | ocr | healed | raw, `point`, `box`, `confidence`, `text`, `shift`,
 `scale`) and `timing.locate_ms`. Replays are replayable.
 
+Every action goes through the safety policy before it is performed (`confirm_mode`, `asker`: as
+for `run`'s `--confirm`), with the defaults and the user's policy file: a recording is input like
+any other, so `type: "rm -rf ~\n"` into a terminal is refused with `--confirm deny` like the
+model's own. A refused step is logged (`refused`: the rule) and stops the replay: status
+"failed", exit 1, nothing of that step done.
+
 Replay does not run a task's setup: start the application before replaying.
 """
 
@@ -104,6 +110,10 @@ TIMEOUT_S = 10.0  # how long a target (or a condition) is looked for before the 
 POLL_S = 0.2  # between two looks
 
 
+class Refused(RunEnded):
+    """The policy refused a replayed action; the replay stops (exit 1) before performing it."""
+
+
 class Diverged(RunEnded):
     """The live screen no longer matches the recording at some step; the replay stops (exit 1).
 
@@ -117,8 +127,8 @@ class Diverged(RunEnded):
 
 def replay(recording: Path, options: RunOptions, *, start: int | None = None, end: int | None = None,
            speed: float = 1.0, verify: bool = True, model: Any = None, desktop: Any = None,
-           on_step: Callable[[dict, Usage], None] | None = None, stop: threading.Event | None = None
-           ) -> RunOutcome:
+           on_step: Callable[[dict, Usage], None] | None = None, stop: threading.Event | None = None,
+           confirm_mode: str | None = None, asker: Callable[..., str] | None = None) -> RunOutcome:
     """Replay `recording` (steps `start`..`end`, inclusive) on the options' display.
 
     `stop` (or the session's kill switch) ends the replay before its next step, and cancels the
@@ -152,8 +162,11 @@ def replay(recording: Path, options: RunOptions, *, start: int | None = None, en
                 "speed": speed, "source_kind": source.meta.get("kind"), "source_status": source.meta.get("status")}
         recorder = session.recorder("replay", secrets, goal=source.meta.get("goal"), extra_meta=meta)
         recorder.set_meta(model=getattr(model, "name", None) or (session.options.model.model if model else None))
+        from agent.session import Callbacks
+
+        guard = session.policy_confirm(Callbacks(confirm_mode=confirm_mode, asker=asker))
         replayer = Replayer(source, plan, session, recorder, speed=speed, verify=verify, model=model,
-                            on_step=on_step)
+                            on_step=on_step, guard=guard)
         result = replayer.run()
         return RunOutcome(result, recorder.path)
 
@@ -163,8 +176,9 @@ class Replayer:
 
     def __init__(self, source: Recording, plan: list[Planned], session: Session, recorder: Any, *,
                  speed: float = 1.0, verify: bool = True, model: Any = None,
-                 on_step: Callable[[dict, Usage], None] | None = None) -> None:
+                 on_step: Callable[[dict, Usage], None] | None = None, guard: Callable[..., Any] | None = None) -> None:
         self.source, self.plan, self.session, self.recorder = source, plan, session, recorder
+        self.guard = guard  # the policy's check before each action
         self.speed, self.verify = speed, verify
         self.stop_event: threading.Event = getattr(session, "stop_event", None) or threading.Event()
         self.stepper = Stepper(recorder, session.screen.grab, session.options.loop.settle, source="replay",
@@ -320,6 +334,7 @@ class Replayer:
             lost = Lost("off screen", f"the target was found, but the shifted action does not fit the screen: {exc}",
                         [located.as_dict()] if located else [])
             self.stop(item, before, lost)
+        self.allowed(item, action, parsed, before)
         result, timing = self.stepper.perform(lambda: self.session.executor.perform(parsed))
         self.settled = timing["settle_ms"] is not None
         self.performed += 1
@@ -338,6 +353,21 @@ class Replayer:
         if not result.ok:
             self.check_stop()  # an action cancelled by a stop is no divergence
             raise Diverged(f"step {item.i} ({item.describe()}): the action failed: {result.error}")
+
+    def allowed(self, item: Planned, action: dict, parsed: Any, before: Frame) -> None:
+        """The policy's check of an action about to be replayed; Refused (logged, naming the rule) if refused."""
+        from agent.safety.guard import Denied
+        from agent.types import ToolCall
+
+        if self.guard is None:
+            return
+        try:
+            self.guard(ToolCall(f"replay-{item.i}", "computer", dict(action)), parsed)
+        except Denied as exc:
+            message = f"step {item.i} ({item.describe()}): {exc.why}"
+            self.stepper.log(before, action=action, result=ToolResult(error=message), timing={}, replayed_step=item.i,
+                             describe=item.describe(), target=None, refused=exc.verdict.rule if exc.verdict else None)
+            raise Refused(message) from None
 
     # --- locating ------------------------------------------------------------------------------
     def locate(self, item: Planned) -> Located:
@@ -396,4 +426,4 @@ def print_step(line: dict, usage: Usage) -> None:
     print(f"[{line['replayed_step']}] {what}{how}{status}{spent}", flush=True)
 
 
-__all__ = ["TIMEOUT_S", "Diverged", "InvalidRecording", "print_step", "replay"]
+__all__ = ["TIMEOUT_S", "Diverged", "InvalidRecording", "Refused", "print_step", "replay"]

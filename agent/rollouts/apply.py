@@ -118,7 +118,8 @@ class Applier:
         if self.callbacks.on_step is not None:
             def on_step(line: dict, usage: Usage) -> None:
                 self.callbacks.on_step({**line, "attempt": "apply"}, usage)
-        return replay(chosen.recording, options, desktop=desktop, on_step=on_step, stop=self.callbacks.stop)
+        return replay(chosen.recording, options, desktop=desktop, on_step=on_step, stop=self.callbacks.stop,
+                      confirm_mode=self.callbacks.confirm_mode, asker=self.callbacks.asker)
 
     def _rel(self, path: Path | None) -> str | None:
         if path is None:

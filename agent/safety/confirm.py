@@ -1,8 +1,9 @@
 """Confirmation: the loop's `confirm(call, action)` hook for `--confirm ask|allow|deny`, and asking a person.
 
-`make_confirm` turns a policy into the hook; a refusal raises `Denied`, which the loop turns into
-an error result the model sees. `terminal_asker` asks on a terminal; `describe_call` writes a
-call on one line with control characters escaped, for a prompt or a dialog.
+`make_confirm` turns a policy into the hook (a `Guard`, which every other entry point uses too); a
+refusal raises `Denied`, which the loop turns into an error result the model sees. `terminal_asker`
+asks on a terminal; `describe_call` writes a call on one line with control characters escaped, for a
+prompt or a dialog.
 """
 
 from __future__ import annotations
@@ -13,30 +14,21 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
-from actions.result import ToolError
+from agent.safety.guard import MODES, Asker, Denied, Guard
 from agent.safety.rules import BASH, EDITOR, PolicyContext, Verdict
 
 if TYPE_CHECKING:
     from agent.safety.policy import Policy
     from agent.types import ToolCall
 
-MODES = ("ask", "allow", "deny")
-
-Asker = Callable[[Verdict, "ToolCall", Any], str]
-
-_DONT_WORK_AROUND = "Do not try to get the same effect another way; if the task needs it, say so."
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _ANSWERS = {"y": "allow", "yes": "allow", "n": "deny", "no": "deny", "": "deny", "a": "always", "always": "always"}
 _prompt_lock = threading.Lock()
 
 
-class Denied(ToolError):
-    """The policy refused an action; the model is told why."""
-
-
 def make_confirm(policy: Policy, mode: str, context_provider: Callable[[], PolicyContext],
-                 asker: Asker | None = None) -> Callable[[ToolCall, Any], None]:
-    """The loop's confirm hook for `--confirm MODE`; it raises Denied to refuse a call.
+                 asker: Asker | None = None) -> Guard:
+    """The loop's confirm hook for `--confirm MODE`: a `Guard` (see agent.safety.guard); it raises Denied to refuse.
 
     - "allow": everything runs except what a rule denies;
     - "deny": every "ask" is refused (nobody can answer);
@@ -44,40 +36,7 @@ def make_confirm(policy: Policy, mode: str, context_provider: Callable[[], Polic
       the rest of the run); with no asker every "ask" is refused. An asker that fails (EOF, a closed
       stream) or answers anything else refuses.
     """
-    if mode not in MODES:
-        raise ValueError(f"confirm mode must be one of {', '.join(MODES)}, not {mode!r}")
-
-    always: set[str] = set()
-    lock = threading.Lock()
-
-    def confirm(call: ToolCall, action: Any) -> None:
-        verdict = policy.decide(call, action, context_provider())
-        if verdict.decision == "allow":
-            return
-        rule = f"policy rule {verdict.rule!r}" if verdict.rule else "the policy's default"
-        if verdict.decision == "deny":
-            raise Denied(f"refused by {rule}: {verdict.reason}. {_DONT_WORK_AROUND}")
-        if mode == "allow" or verdict.rule in always:
-            return
-        if mode == "deny" or asker is None:
-            raise Denied(f"refused by {rule}: {verdict.reason} (it needs a person's confirmation and none is "
-                         f"available). {_DONT_WORK_AROUND}")
-        with lock:  # one question at a time
-            if verdict.rule in always:
-                return
-            try:
-                answer = asker(verdict, call, action)
-            except (EOFError, OSError):
-                answer = "deny"
-            if answer == "always":
-                if verdict.rule:
-                    always.add(verdict.rule)
-                return
-        if answer == "allow":
-            return
-        raise Denied(f"refused by the user ({rule}: {verdict.reason}). {_DONT_WORK_AROUND}")
-
-    return confirm
+    return Guard(policy, mode, context_provider, asker)
 
 
 def describe_call(call: ToolCall, action: Any = None, limit: int = 500) -> str:

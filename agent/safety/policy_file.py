@@ -48,6 +48,7 @@ from agent.safety.rules import (
     MATCHER_FIELDS,
     TOOL_ALIASES,
     TOOLS,
+    TYPING_ACTIONS,
     Combo,
     expand_regex,
     normalise_combo,
@@ -179,6 +180,16 @@ def _key_combos(value: Any) -> frozenset[Combo]:
     return frozenset(combos)
 
 
+def _findings(value: Any) -> frozenset[str]:
+    from agent.safety.shell import FINDINGS
+
+    names = _strings(value)
+    for name in names:
+        if name not in FINDINGS:
+            raise _problem(f"unknown finding {name!r}{_suggest(name, FINDINGS)}; findings are {', '.join(FINDINGS)}")
+    return frozenset(names)
+
+
 def _version_one(value: Any) -> int:
     if value != 1:
         raise _problem(f"unsupported version {value!r}; this deskpilot reads version 1")
@@ -208,6 +219,7 @@ class RuleEntry(BaseModel):
     keys: Annotated[frozenset[Combo] | None, PlainValidator(_key_combos)] = None
     path_outside_workdir: Annotated[bool | None, PlainValidator(_true_or_false)] = None
     into_terminal: Annotated[bool | None, PlainValidator(_true_or_false)] = None
+    finding: Annotated[frozenset[str] | None, PlainValidator(_findings)] = None
 
     _line: int | None = PrivateAttr(default=None)
 
@@ -245,6 +257,8 @@ class RuleEntry(BaseModel):
                 implied[key] = {COMPUTER}
         if "path_outside_workdir" in given:
             implied["path_outside_workdir"] = {EDITOR}
+        if "finding" in given:
+            implied["finding"] = {BASH, COMPUTER}
         actions = self.action or frozenset()
         if "action" in given:
             implied["action"] = ({COMPUTER} if actions & set(ACTION_NAMES) else set()) | (
@@ -259,9 +273,9 @@ class RuleEntry(BaseModel):
                                "the rule could never match", (key,))
             possible &= tools
         if "action" in given:
-            if "text" in given and "type" not in actions:
-                raise _problem("`text` matches `type` actions, but `action` does not include type: "
-                               "the rule could never match", ("text",))
+            if "text" in given and not actions & TYPING_ACTIONS:
+                raise _problem("`text` matches what `type`, `key` and `hold_key` actions type, but `action` includes "
+                               "none of them: the rule could never match", ("text",))
             if "keys" in given and not actions & KEY_ACTIONS:
                 raise _problem("`keys` matches `key` and `hold_key` actions, but `action` includes neither: "
                                "the rule could never match", ("keys",))

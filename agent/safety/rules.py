@@ -6,8 +6,8 @@ the parts of a call that rules look at: the tool, the action or editor command, 
 typed text, key combinations, an editor path (resolved against the working directory on demand)
 and the `PolicyContext` (working directory, focused window).
 
-The focused window counts by its WM_CLASS alone (`is_terminal_window`); its title is read only
-to show the user. `focused_window(display)` asks the platform backend, `context_provider` makes
+A window is a terminal by its WM_CLASS or its title (`is_terminal_window`): a title can only make
+the policy stricter, never looser. `focused_window(display)` asks the platform backend, `context_provider` makes
 the per-call context provider `agent.safety.confirm.make_confirm` takes.
 """
 
@@ -31,7 +31,8 @@ TOOLS = (COMPUTER, BASH, EDITOR)
 TOOL_ALIASES = {"editor": EDITOR, "text_editor": EDITOR}
 EDITOR_COMMANDS = ("view", "create", "str_replace", "insert", "undo_edit")
 KEY_ACTIONS = frozenset({"key", "hold_key"})
-MATCHER_FIELDS = ("tool", "action", "command", "text", "keys", "path_outside_workdir", "into_terminal")
+MATCHER_FIELDS = ("tool", "action", "command", "text", "keys", "path_outside_workdir", "into_terminal", "finding")
+TYPING_ACTIONS = frozenset({"type", "key", "hold_key"})
 
 # Window classes (WM_CLASS instance or class, compared case-insensitively; for reverse-DNS names
 # such as org.wezfurlong.wezterm the last part counts too) of terminal emulators.
@@ -44,6 +45,11 @@ TERMINAL_CLASSES: tuple[str, ...] = (
     "roxterm", "hyper", "tabby", "warp", "zutty", "mlterm", "pantheon-terminal", "io.elementary.terminal",
 )
 _TERMINALS = frozenset(TERMINAL_CLASSES)
+# Words in a window title that make it a terminal (whole words, any case), and the usual "user@host: ~" prompt.
+TERMINAL_TITLE = re.compile(
+    r"(?<![\w.-])(?:terminal|xterm|uxterm|rxvt|urxvt|konsole|console|shell|bash|zsh|ksh|dash|tcsh|csh|sh|tmux|ssh|"
+    r"alacritty|terminator|tilix|wezterm|powershell|pwsh|cmd\.exe|command prompt)(?![\w-]|\.\w)"
+    r"|[\w.-]+@[\w.-]+:\s*[~/]", re.IGNORECASE)
 
 # Regex shorthands, expanded before compiling (documented in default_policy.yaml).
 _WS = r"(?:[ \t]|\\\n)"
@@ -96,6 +102,7 @@ class PolicyContext:
 
     workdir: Path
     focused_window: str | None = None
+    window_id: int | None = None  # the focused window's id, which keeps each window's typed line apart
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,7 @@ class Rule:
     keys: frozenset[Combo] | None = None
     path_outside_workdir: bool | None = None
     into_terminal: bool | None = None
+    finding: frozenset[str] | None = None
     source: str = ""
 
     def match(self, facts: CallFacts) -> str | None:
@@ -129,7 +137,7 @@ class Rule:
                 return None
             detail = found
         if self.text is not None:
-            if facts.tool != COMPUTER or facts.action != "type" or facts.text is None:
+            if facts.tool != COMPUTER or facts.text is None:
                 return None
             found = _search(self.text, facts.text)
             if found is None:
@@ -147,6 +155,11 @@ class Rule:
             if outside != self.path_outside_workdir:
                 return None
             detail = str(resolved)
+        if self.finding is not None:
+            hit = next((name for name in sorted(self.finding) if name in facts.findings), None)
+            if hit is None:
+                return None
+            detail = facts.findings[hit]
         if self.into_terminal is not None:
             if facts.tool != COMPUTER:
                 return None
@@ -160,7 +173,12 @@ class Rule:
 
 @dataclass
 class CallFacts:
-    """The parts of one call that rules look at."""
+    """The parts of one call that rules look at.
+
+    The policy judges a call as several units (`agent.safety.reading`): the call as written, and each
+    command that would run (`command`) or each line typed into a window (`text`); `findings` (what the
+    shell analysis could not judge, name -> why) come with the first unit.
+    """
 
     tool: str
     action: str | None
@@ -169,6 +187,7 @@ class CallFacts:
     combos: list[tuple[Combo, str]]
     path: str | None
     context: PolicyContext
+    findings: dict[str, str] = field(default_factory=dict)
     _path_check: tuple[Path, bool] | None = field(default=None, repr=False)
 
     @classmethod
@@ -241,15 +260,16 @@ def expand_regex(pattern: str) -> str:
 def is_terminal_window(focused: str | None) -> bool | None:
     """True if `focused` (as in PolicyContext.focused_window) is a terminal, None when unknown.
 
-    Only the class part (before the first ": ") counts; a title never makes a window a terminal.
+    The class part (before the first ": ") or the title (after it) may tell: a known terminal
+    emulator's class, or a title naming a terminal or a shell ("Terminal - Bash", "user@host: ~").
     """
     if not focused or not focused.strip():
         return None
-    classes = focused.split(": ", 1)[0]
+    classes, _, title = focused.partition(": ")
     for token in re.split(r"[/\s]+", classes.strip().lower()):
         if token and (token in _TERMINALS or token.rsplit(".", 1)[-1] in _TERMINALS):
             return True
-    return False
+    return bool(TERMINAL_TITLE.search(title) or TERMINAL_TITLE.search(classes))
 
 
 def focused_window(display: str) -> str | None:
@@ -257,22 +277,36 @@ def focused_window(display: str) -> str | None:
 
     The platform backend finds it (`actions.platform.focused_window`); never raises.
     """
-    from actions.platform import focused_window as platform_focused_window
-
-    window = platform_focused_window(display)
+    window = _window(display)
     if window is None:
         return None
     name = f"{window.instance}/{window.klass}"
     return f"{name}: {window.title}" if window.title else name
 
 
+def _window(display: str) -> Any:
+    from actions.platform import focused_window as platform_focused_window
+
+    return platform_focused_window(display)
+
+
 def context_provider(workdir: Path, display: str | None) -> Callable[[], PolicyContext]:
     """A provider for make_confirm: the working directory and, per call, the focused window of `display`."""
-    return lambda: PolicyContext(Path(workdir), focused_window(display) if display else None)
+
+    def provide() -> PolicyContext:
+        window = _window(display) if display else None
+        if window is None:
+            return PolicyContext(Path(workdir))
+        name = f"{window.instance}/{window.klass}"
+        return PolicyContext(Path(workdir), f"{name}: {window.title}" if window.title else name,
+                             getattr(window, "id", None))
+
+    return provide
 
 
 __all__ = [
     "BASH", "COMPUTER", "DECISIONS", "EDITOR", "EDITOR_COMMANDS", "KEY_ACTIONS", "MATCHER_FIELDS", "PLACEHOLDERS",
-    "TERMINAL_CLASSES", "TOOLS", "TOOL_ALIASES", "CallFacts", "Combo", "PolicyContext", "Rule", "Verdict",
+    "TERMINAL_CLASSES", "TERMINAL_TITLE", "TOOLS", "TOOL_ALIASES", "TYPING_ACTIONS", "CallFacts", "Combo",
+    "PolicyContext", "Rule", "Verdict",
     "context_provider", "expand_regex", "focused_window", "is_terminal_window", "normalise_combo",
 ]

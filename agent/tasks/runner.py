@@ -1,14 +1,17 @@
 """Runs a task file: setup, scripted steps (targets found by OCR or template), agent steps, checks.
 
 Every step is logged as a recording step with `source: script`, its resolved target and the
-task file's line. A step that fails (target not found or ambiguous, a setup command that fails,
-an `expect` not met) ends the task as failed, naming the step; the screenshot it searched is
-saved beside the recording. Programs started by `launch` are stopped at the end.
+task file's line. Before it acts, every step (and every `run`, `launch` and `command`) goes
+through the run's policy guard, like the model's actions: a refused one is logged with the rule
+and ends the task as failed (exit 1), nothing typed or run. A step that fails (target not found
+or ambiguous, a setup command that fails, an `expect` not met) ends the task as failed, naming the
+step; the screenshot it searched is saved beside the recording. Programs started by `launch` are stopped at the end.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -71,6 +74,7 @@ class TaskRunner:
         self.finder = TextFinder()
         self.programs = Programs(session.desktop, task.folder, session.command_env())
         self.setting_up = False
+        self.guard = session.policy_confirm(callbacks)
 
     # --- the run ---------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -108,6 +112,8 @@ class TaskRunner:
     def setup(self, n: int, item: TaskItem) -> None:
         """launch, run or wait_for, before the steps."""
         where = f"setup {n} (line {item.line}): {item.describe()}"
+        if isinstance(item, LaunchStep | RunStep):
+            self.allowed(where, command=item.launch if isinstance(item, LaunchStep) else item.run)
         if isinstance(item, LaunchStep):
             try:
                 self.programs.launch(item.launch, where)
@@ -162,6 +168,7 @@ class TaskRunner:
             checked = parse_action(action, self.session.screen.size)
         except ActionError as exc:
             raise StepFailed(f"{where}: {exc}") from None
+        self.allowed(where, action=action, before=before, n=n, line=item.line)
         result, timing = self.stepper.perform(lambda: self.session.executor.perform(checked))
         point = found.point if found is not None and "coordinate" in action and not extra.get("condition") else None
         self.stepper.log(before, action=action, result=result, timing={**timing, "find_ms": find_ms}, point=point,
@@ -208,11 +215,32 @@ class TaskRunner:
             else:
                 ok, detail = True, f"{path} exists"
         elif isinstance(item, CommandCheck):
+            try:
+                self.allowed(f"check (line {item.line})", command=item.command)
+            except StepFailed as exc:
+                return {"check": item.describe(), "kind": item.kind, "line": item.line, "ok": False, "detail": str(exc)}
             code, output = self.run_command(item.command, item.timeout)
             ok, detail = code == 0, f"exit code {code}" + (f": {output[-300:]}" if output and code else "")
         return {"check": item.describe(), "kind": item.kind, "line": item.line, "ok": ok, "detail": detail}
 
     # --- helpers ---------------------------------------------------------------------------
+    def allowed(self, where: str, *, action: dict | None = None, command: Any = None, **logged: Any) -> None:
+        """The policy's check of an action or a command; StepFailed naming the rule when it is refused."""
+        from actions.result import ToolResult
+        from agent.safety.guard import Denied
+        from agent.types import ToolCall
+
+        call = (ToolCall("script", "computer", dict(action)) if action is not None else
+                ToolCall("script", "bash", {"command": command if isinstance(command, str) else shlex.join(command)}))
+        try:
+            self.guard(call, None)
+        except Denied as exc:
+            if action is not None and "before" in logged:
+                before = logged.pop("before")
+                self.stepper.log(before, action=action, result=ToolResult(error=exc.why), timing={}, step=logged["n"],
+                                 line=logged["line"], describe=where, refused=exc.verdict.rule if exc.verdict else None)
+            raise StepFailed(f"{where}: {exc.why}") from None
+
     def find(self, query: Any, where: str, n: int, save: bool = True) -> Found:
         """Look for a target or query until its timeout; StepFailed naming the step if it is not there."""
         if isinstance(query, PointTarget):
@@ -278,7 +306,7 @@ def run_task(task: Task, options: RunOptions, *, desktop: Any = None, callbacks:
     secrets = {name: vault.getenv(name) or "" for name in task.secret_names if vault.getenv(name) is not None}
     callbacks = callbacks or Callbacks()
     if callbacks.policy_overrides is None:
-        callbacks = replace(callbacks, policy_overrides=task.policy)
+        callbacks = replace(callbacks, policy_overrides=task.policy, policy_source=f"{task.path or task.name}: policy")
     uses_model = bool(task.goal and not task.steps) or any(isinstance(s, AgentStep) for s in task.steps)
     if uses_model and model is None:  # credentials first: nothing runs, no recording, for a missing key
         from agent.models import registry
@@ -287,6 +315,7 @@ def run_task(task: Task, options: RunOptions, *, desktop: Any = None, callbacks:
         model.preflight()
     with Session(options, desktop=desktop, secrets=secrets, model=model, stop=callbacks.stop,
                  kill_switch=kill_switch, bash_env=bash_env) as session:
+        session.policy_confirm(callbacks)  # a task policy that would loosen the rules is refused before anything runs
         recorder = session.recorder("task", secrets, task=str(task.path or task.name), goal=task.goal,
                                     model=options.model.model if uses_model else None, extra_meta=meta)
         result = TaskRunner(task, session, recorder, callbacks).run()

@@ -155,7 +155,8 @@ def replay_job(job: JobContext, path: Path, options: RunOptions) -> None:
 
     size = recorded_size(path) if options.display == "virtual" and options.size is None else None
     desktop = job.open_target(options, size)
-    outcome = replay(path, options, desktop=desktop, stop=job.stop, on_step=job.on_step)
+    outcome = replay(path, options, desktop=desktop, stop=job.stop, on_step=job.on_step, confirm_mode="ask",
+                     asker=job.ask)
     job.post("finished", outcome.result, outcome.recording)
 
 

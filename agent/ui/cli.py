@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                    parents=[display, opt.out_option("the recording")])
 
     replay = sub.add_parser("replay", help="replay a recording, finding every target again on the live screen",
-                            parents=[display_only, opt.out_option("the replay's recording")])
+                            parents=[display_only, opt.out_option("the replay's recording"), opt.confirm_option()])
     replay.add_argument("recording", help="a recording folder")
     replay.add_argument("--from", dest="start", type=int, default=None, metavar="I",
                         help="first step to replay (its index i, default 0)")
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("doctor", help="check the environment and say how to fix problems", parents=[display_only])
 
     act = sub.add_parser("act", help="perform canonical actions (JSON, screen pixels) in order",
-                         parents=[display, run_out])
+                         parents=[display, run_out, opt.confirm_option()])
     act.add_argument("actions", nargs="+", metavar="ACTION",
                      help='e.g. \'{"action":"left_click","coordinate":[200,150]}\'')
 
@@ -121,6 +121,7 @@ def cmd_act(args: argparse.Namespace) -> int:
             closing(open_executor(desktop.display)) as executor:
         screen = executor.screen
         actions = _actions(args.actions, screen)
+        guard = _act_guard(args, desktop.display)  # a bad policy file is bad input (exit 2) before anything acts
         recorder = RecordingWriter(Path(args.out), "act", screen={"width": screen.size.width,
                                                                  "height": screen.size.height, "scale": screen.scale})
         stepper = Stepper(recorder, screen.grab, SettleConfig(), source="script")
@@ -128,6 +129,12 @@ def cmd_act(args: argparse.Namespace) -> int:
         try:
             for n, action in enumerate(actions, 1):
                 before = stepper.look()
+                refused = _refused(guard, n, action)
+                if refused is not None:  # the policy said no: nothing of this action is done (exit 1)
+                    stepper.log(before, action=action.model_dump(exclude_none=True), result=refused, timing={})
+                    print(f"action {n} ({action.action}) {refused.error}", file=sys.stderr)
+                    status, code, message = "failed", ExitCode.FAILED, f"action {n} {refused.error}"
+                    break
                 result, timing = stepper.perform(lambda action=action: executor.perform(action))
                 stepper.log(before, action=action.model_dump(exclude_none=True), result=result, timing=timing,
                             point=getattr(action, "coordinate", None) or getattr(action, "start_coordinate", None),
@@ -149,6 +156,30 @@ def cmd_act(args: argparse.Namespace) -> int:
                    final=final_frame(screen.grab, stepper.frame))
         print(f"recording: {recorder.path}")
         return code
+
+
+def _act_guard(args: argparse.Namespace, display: str) -> Any:
+    """`act`'s policy guard: the defaults and the user's policy file, `--confirm` as for `run`."""
+    from agent.safety.confirm import default_confirm_mode, make_confirm, terminal_asker
+    from agent.safety.guard import run_policy
+    from agent.safety.rules import context_provider
+
+    mode = args.confirm or default_confirm_mode()
+    return make_confirm(run_policy(mode=args.confirm), mode, context_provider(Path.cwd(), display),
+                        terminal_asker() if mode == "ask" else None)
+
+
+def _refused(guard: Any, n: int, action: Any) -> Any:
+    """None when the policy lets action `n` through, else the ToolResult that says which rule refused it."""
+    from actions.result import ToolResult
+    from agent.safety.guard import Denied
+    from agent.types import ToolCall
+
+    try:
+        guard(ToolCall(f"act-{n}", "computer", action.model_dump(exclude_none=True)), action)
+    except Denied as exc:
+        return ToolResult(error=exc.why)
+    return None
 
 
 def cmd_screenshot(args: argparse.Namespace) -> int:
@@ -271,7 +302,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     outcome = replay(Path(args.recording), RunOptions(display=args.display, out=Path(args.out),
                                                       wait_display=args.wait_display), start=args.start,
-                     end=args.end, speed=args.speed, verify=not args.no_verify, on_step=print_replay_step)
+                     end=args.end, speed=args.speed, verify=not args.no_verify, on_step=print_replay_step,
+                     confirm_mode=args.confirm)
     print(f"{outcome.result.status}: {outcome.result.message}")
     print(f"recording: {outcome.recording}")
     return outcome.result.exit_code

@@ -30,7 +30,7 @@ def focused_window(display: str) -> WindowInfo | None:
         if found is None:
             return None
         win, (instance, klass) = found
-        return WindowInfo(instance, klass, _title(conn, win))
+        return WindowInfo(instance, klass, _title(conn, win), int(win.id))
     except Exception:
         return None
     finally:
