@@ -4,11 +4,14 @@ Three spaces meet here:
 
 - screen pixels: what the capture returns (physical pixels); canonical actions use these.
 - logical points: what the OS input APIs take on HiDPI systems (pixels / scale).
-- model space: the image the model sees, a downscaled copy of the screen.
+- model space: the image the model sees, a resized copy of the screen.
 
 Each model backend chooses its image size (usually the largest same-aspect size within its
-API's limits, `fit_image_size`); a larger image would be shrunk by the server, silently
-shifting every coordinate the model returns.
+API's limits, `fit_image_size`; for the Qwen-VL family of vision encoders, and UI-TARS built on
+it, `smart_resize`); an image of any other size would be resized by the server, silently
+shifting every coordinate the model returns. A family whose coordinates are not pixels of the
+image (Qwen3-VL's 0..1000 grid) translates them here too (`GridSpace`), so every coordinate a
+model writes reaches the screen through this module.
 """
 
 from __future__ import annotations
@@ -59,6 +62,58 @@ def fit_image_size(screen: Size, max_long_edge: int, max_pixels: int) -> Size:
         if max(width, height) <= max_long_edge and width * height <= max_pixels:
             return Size(width, height)
         width -= 1
+
+
+def smart_resize(screen: Size, factor: int, min_pixels: int, max_pixels: int, max_ratio: float = 200) -> Size:
+    """The image size the Qwen-VL image processors (and UI-TARS, built on them) resize to.
+
+    Each side becomes a multiple of `factor` (the vision encoder's patch size times its merge size:
+    28 for Qwen2-VL/Qwen2.5-VL/UI-TARS, 32 for Qwen3-VL), as close to the original as possible,
+    and the area is brought into [min_pixels, max_pixels] keeping the aspect ratio. The sides are
+    rounded as those processors round them (Python's round, half to even), so an image sent at this
+    size is left alone by the server: `smart_resize` of its result is the result itself.
+    ValueError for an aspect ratio over `max_ratio`.
+    """
+    h, w = screen.height, screen.width
+    if max(h, w) / min(h, w) > max_ratio:
+        raise ValueError(f"aspect ratio of {screen} is over {max_ratio:g}")
+    h_bar = max(factor, round(h / factor) * factor)
+    w_bar = max(factor, round(w / factor) * factor)
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt(h * w / max_pixels)
+        h_bar = max(factor, math.floor(h / beta / factor) * factor)
+        w_bar = max(factor, math.floor(w / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (h * w))
+        h_bar = math.ceil(h * beta / factor) * factor
+        w_bar = math.ceil(w * beta / factor) * factor
+    return Size(w_bar, h_bar)
+
+
+@dataclass(frozen=True)
+class GridSpace:
+    """Coordinates on a fixed grid laid over an image (Qwen3-VL: 0..1000 along each side), whatever
+    the image's size. A grid value `g` names the position g/steps of the way across the image."""
+
+    steps: int = 1000
+
+    def to_image(self, x: float, y: float, image: Size) -> tuple[int, int]:
+        """Grid point -> the image pixel that contains it (the one whose centre is nearest).
+
+        Raises CoordinateError outside 0..steps; a grid point is never clamped onto the image.
+        """
+        for name, value in (("x", x), ("y", y)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= self.steps):
+                raise CoordinateError(f"({x}, {y}) is outside the 0..{self.steps} grid "
+                                      f"({name} must be 0..{self.steps})")
+        return (min(image.width - 1, math.floor(x * image.width / self.steps)),
+                min(image.height - 1, math.floor(y * image.height / self.steps)))
+
+    def from_image(self, x: int, y: int, image: Size) -> tuple[int, int]:
+        """Image pixel -> the grid point nearest its centre (for prompts and tests)."""
+        _check_inside(x, y, image, "image")
+        return (min(self.steps, round((x + 0.5) * self.steps / image.width)),
+                min(self.steps, round((y + 0.5) * self.steps / image.height)))
 
 
 @dataclass(frozen=True)
