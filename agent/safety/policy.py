@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 DEFAULT_POLICY = "default_policy.yaml"  # inside the `agent.safety` package
 NO_RULE_REASON = "no policy rule matched"
+PROVIDER_CHECK_RULE = "provider_safety_check"  # the verdict's rule for a call with provider safety checks
 
 
 def merge(layers: Iterable[Layer]) -> tuple[str, list[Rule]]:
@@ -125,13 +126,22 @@ class Policy:
         return cls(rules, default, [layer.source for layer in layers])
 
     def decide(self, call: ToolCall, action: Any, context: PolicyContext) -> Verdict:
-        """The first matching rule's verdict for `call` (with its parsed `action`, or None), else the default."""
+        """The first matching rule's verdict for `call` (with its parsed `action`, or None), else the default.
+
+        A call the model's provider wants a person to confirm (`call.checks`, e.g. OpenAI's pending
+        safety checks) is asked about unless a rule denies it."""
+        verdict = Verdict(self.default, None, NO_RULE_REASON)
         facts = CallFacts.of(call, action, context)
         for rule in self.rules:
             found = rule.match(facts)
             if found is not None:
-                return Verdict(rule.decision, rule.name, rule.reason, found or None)
-        return Verdict(self.default, None, NO_RULE_REASON)
+                verdict = Verdict(rule.decision, rule.name, rule.reason, found or None)
+                break
+        checks = getattr(call, "checks", ())
+        if checks and verdict.decision != "deny":
+            return Verdict("ask", PROVIDER_CHECK_RULE, "the model's provider asks a person to confirm this action: "
+                           + "; ".join(checks))
+        return verdict
 
     def rule(self, name: str) -> Rule:
         """The rule called `name` (KeyError if none)."""
