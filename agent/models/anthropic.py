@@ -164,7 +164,7 @@ class Claude:
             key = self._key()
             try:
                 self._client = anthropic.Anthropic(api_key=key, max_retries=self.config.max_retries,
-                                                   timeout=self.config.timeout_s, base_url=self.config.base_url)
+                                                   timeout=self.config.timeout_s)
             except anthropic.AnthropicError as exc:
                 raise ModelUnavailable(f"cannot create the Anthropic client: {exc}") from None
         return self._client

@@ -24,6 +24,8 @@ Factory = Callable[[str, ModelConfig], "Model"]
 FAMILIES: dict[str, str] = {
     "anthropic": "agent.models.anthropic",
     "scripted": "agent.models.scripted",
+    "chat": "agent.models.chat",
+    "ui-tars": "agent.models.ui_tars",
 }
 _registered: dict[str, Factory] = {}
 
