@@ -29,6 +29,10 @@ SUB_CALL = "~"  # joins a model's call id and the index of one of the canonical 
 T = TypeVar("T")
 
 
+class RequestRefused(ModelUnavailable):
+    """The server answered 400: it refuses this request as it is (retrying the same request cannot help)."""
+
+
 @dataclass(frozen=True)
 class Price:
     """US dollars per million tokens: input, output and input read from the server's cache."""
@@ -110,7 +114,7 @@ def request(send: Callable[[], T], config: ModelConfig, what: str) -> tuple[T, f
         raise ModelUnavailable(f"{what}: not found ({_message(exc)}); check the model name and --base-url "
                                "(`deskpilot doctor --model ... --base-url ...` lists what the server serves)") from None
     except openai.BadRequestError as exc:
-        raise ModelUnavailable(f"{what}: the server refused the request: {_message(exc)}") from None
+        raise RequestRefused(f"{what}: the server refused the request: {_message(exc)}") from None
     except (openai.APIConnectionError, openai.APIStatusError) as exc:
         raise ModelUnavailable(f"{what}: the model API failed after {config.max_retries} retries: "
                                f"{type(exc).__name__}: {_message(exc)}") from None

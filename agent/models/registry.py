@@ -26,6 +26,8 @@ FAMILIES: dict[str, str] = {
     "scripted": "agent.models.scripted",
     "chat": "agent.models.chat",
     "ui-tars": "agent.models.ui_tars",
+    "qwen2.5-vl": "agent.models.qwen25_vl",
+    "qwen3-vl": "agent.models.qwen3_vl",
 }
 _registered: dict[str, Factory] = {}
 
