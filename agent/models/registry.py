@@ -28,6 +28,7 @@ FAMILIES: dict[str, str] = {
     "ui-tars": "agent.models.ui_tars",
     "qwen2.5-vl": "agent.models.qwen25_vl",
     "qwen3-vl": "agent.models.qwen3_vl",
+    "openai": "agent.models.openai_responses",
 }
 _registered: dict[str, Factory] = {}
 
