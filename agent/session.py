@@ -154,6 +154,8 @@ class Session:
     def recorder(self, kind: str, secrets: dict[str, str] | None = None, **meta: Any) -> RecordingWriter:
         """A recording of this session's screen in the options' output folder."""
         model = meta.pop("model", self.options.model.model)
+        if self.options.model.grounder:  # the model that pointed is part of what ran
+            meta["extra_meta"] = {**(meta.get("extra_meta") or {}), "grounder": self.options.model.grounder}
         return RecordingWriter(
             self.options.out, kind, model=model,
             screen={"width": self.screen.size.width, "height": self.screen.size.height, "scale": self.screen.scale},
