@@ -194,7 +194,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         model=model_config(args, models[0] if models else None, tool_version=args.tool_version,
                            thinking_budget=args.thinking),
         loop=LoopConfig(limits=limits(args)), display=args.display, size=args.size, out=Path(args.out))
-    _say_unpriced(options.model, models)
     callbacks = Callbacks(on_step=print_step, confirm_mode=args.confirm)
     if args.rollouts is not None:
         from agent.rollouts.run import run_rollouts
@@ -214,20 +213,6 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"cost ${outcome.result.usage.cost_usd:.4f}")
     print(f"recording: {outcome.recording}")
     return outcome.result.exit_code
-
-
-def _say_unpriced(config: Any, models: list[str]) -> None:
-    """A note on stderr for each model whose cost cannot be counted (no known price, no --price)."""
-    from dataclasses import replace
-
-    from agent.models import registry
-
-    for spec in dict.fromkeys(models or [config.model]):
-        model = registry.create(replace(config, model=spec))  # BadInput here, before anything runs
-        for part in (getattr(model, "planner", model), getattr(model, "grounder", None)):
-            if part is not None and getattr(part, "price", True) is None:
-                print(f"deskpilot: no price is known for {part.name!r}; its cost counts as $0 and --max-cost "
-                      "cannot stop it (give --price IN,OUT in USD per million tokens)", file=sys.stderr)
 
 
 def _load_task(path: str) -> object:
