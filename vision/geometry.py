@@ -97,17 +97,23 @@ class GridSpace:
 
     steps: int = 1000
 
-    def to_image(self, x: float, y: float, image: Size) -> tuple[int, int]:
-        """Grid point -> the image pixel that contains it (the one whose centre is nearest).
+    def to_image(self, x: float, y: float, image: Size, screen: Size | None = None) -> tuple[int, int]:
+        """Grid point -> the image pixel that contains it.
 
-        Raises CoordinateError outside 0..steps; a grid point is never clamped onto the image.
+        With `screen` (the screen the image shows), the image pixel chosen is the one ScreenMap maps
+        onto the screen pixel that contains the grid point, so the grid reaches the screen with one
+        rounding, not two. Raises CoordinateError outside 0..steps; a grid point is never clamped.
         """
         for name, value in (("x", x), ("y", y)):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= self.steps):
                 raise CoordinateError(f"({x}, {y}) is outside the 0..{self.steps} grid "
                                       f"({name} must be 0..{self.steps})")
-        return (min(image.width - 1, math.floor(x * image.width / self.steps)),
-                min(image.height - 1, math.floor(y * image.height / self.steps)))
+        if screen is None:
+            return (min(image.width - 1, math.floor(x * image.width / self.steps)),
+                    min(image.height - 1, math.floor(y * image.height / self.steps)))
+        sx = min(screen.width - 1, math.floor(x * screen.width / self.steps))
+        sy = min(screen.height - 1, math.floor(y * screen.height / self.steps))
+        return ScreenMap(screen, image).to_model(sx, sy)
 
     def from_image(self, x: int, y: int, image: Size) -> tuple[int, int]:
         """Image pixel -> the grid point nearest its centre (for prompts and tests)."""
@@ -138,19 +144,21 @@ class ScreenMap:
         return self.screen.height / self.model.height
 
     def to_screen(self, x: int, y: int) -> tuple[int, int]:
-        """Model coordinate -> the screen pixel in the middle of that model pixel's footprint.
+        """Model coordinate -> the screen pixel nearest the centre of that model pixel.
 
-        Raises CoordinateError for coordinates outside the model image; they are never clamped.
-        Integer arithmetic, so `to_model(*to_screen(x, y)) == (x, y)` exactly.
+        The model image is a resized copy whose pixel m shows what is around screen position
+        (m + 0.5) * ratio, so that is where a click on m must land: at most half a screen pixel away
+        along each axis. Raises CoordinateError for coordinates outside the model image; they are
+        never clamped. Integer arithmetic; `to_model(*to_screen(x, y)) == (x, y)` exactly when the
+        model image is not larger than the screen (and screen -> model -> screen is exact when it is).
         """
         _check_inside(x, y, self.model, "model image")
-        return (_centre(x, self.model.width, self.screen.width),
-                _centre(y, self.model.height, self.screen.height))
+        return _nearest(x, self.model.width, self.screen.width), _nearest(y, self.model.height, self.screen.height)
 
     def to_model(self, x: int, y: int) -> tuple[int, int]:
-        """Screen pixel -> the model pixel that covers it."""
+        """Screen pixel -> the model pixel that covers its centre."""
         _check_inside(x, y, self.screen, "screen")
-        return x * self.model.width // self.screen.width, y * self.model.height // self.screen.height
+        return _nearest(x, self.screen.width, self.model.width), _nearest(y, self.screen.height, self.model.height)
 
     def region_to_screen(self, region: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
         """Model-space region (x0, y0, x1, y1), x1/y1 exclusive -> screen region, same form."""
@@ -176,11 +184,9 @@ class ScreenMap:
         return round(x * self.scale), round(y * self.scale)
 
 
-def _centre(m: int, model_len: int, screen_len: int) -> int:
-    """The middle screen pixel p with p * model_len // screen_len == m."""
-    first = -(-m * screen_len // model_len)
-    last = -(-(m + 1) * screen_len // model_len) - 1
-    return (first + last) // 2
+def _nearest(i: int, from_len: int, to_len: int) -> int:
+    """The pixel of a `to_len` axis that contains the centre of pixel `i` of a `from_len` axis."""
+    return (2 * i + 1) * to_len // (2 * from_len)
 
 
 def check_on_screen(x: int, y: int, screen: Size) -> None:

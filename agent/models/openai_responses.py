@@ -201,30 +201,35 @@ class OpenAIComputerUse:
 
 def read_output(items: list[dict[str, Any]]) -> tuple[str, list[ToolCall]]:
     """(the reply's text, its calls): computer_calls as canonical computer calls, function_calls as they are."""
-    texts = [part.get("text", "") for item in items if item.get("type") == "message"
-             for part in item.get("content") or [] if part.get("type") == "output_text"]
+    items = [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+    texts = [part.get("text") for item in items if item.get("type") == "message"
+             for part in _dicts(item.get("content")) if part.get("type") == "output_text"]
     if not texts:
-        texts = [s.get("text", "") for item in items if item.get("type") == "reasoning"
-                 for s in item.get("summary") or []]
+        texts = [summary.get("text") for item in items if item.get("type") == "reasoning"
+                 for summary in _dicts(item.get("summary"))]
     calls: list[ToolCall] = []
     for item in items:
         if item.get("type") == "function_call":
             calls.append(parse_arguments(item.get("call_id", ""), item.get("name", ""), item.get("arguments")))
         elif item.get("type") == "computer_call":
             calls += computer_calls(item)
-    return "\n".join(t for t in texts if t).strip(), calls
+    return "\n".join(t for t in texts if isinstance(t, str) and t).strip(), calls
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 def computer_calls(item: dict[str, Any]) -> list[ToolCall]:
     """A computer_call item as canonical computer calls (several for a batch or a drag along a path)."""
-    call_id = item.get("call_id") or item.get("id") or "computer_call"
+    call_id = str(item.get("call_id") or item.get("id") or "computer_call")
     checks = tuple(f"{c.get('code') or 'safety check'}: {c.get('message') or ''}".strip()
-                   for c in item.get("pending_safety_checks") or [])
-    batch = item.get("actions") if item.get("actions") else [item.get("action")]
+                   for c in _dicts(item.get("pending_safety_checks")))
+    batch = item.get("actions") if isinstance(item.get("actions"), list) and item["actions"] else [item.get("action")]
     actions: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for action in batch:
         if not isinstance(action, dict):
-            return [ToolCall(call_id, "computer", {}, raw=item.get("action"), error="the computer_call has no action")]
+            return [ToolCall(call_id, "computer", {}, raw=action, error="the computer_call has no action")]
         try:
             actions += [(canonical, action) for canonical in translate(action)]
         except Untranslatable as exc:

@@ -20,7 +20,7 @@ FAMILY = "qwen2.5-vl"
 KNOWN_MODELS = ("Qwen/Qwen2.5-VL-7B-Instruct", "qwen2.5vl:7b")
 
 
-def pixels(value: tuple[Any, Any], image: Size) -> list[int]:
+def pixels(value: tuple[Any, Any], image: Size, screen: Size | None = None) -> list[int]:
     """The model's coordinate is already a pixel of the image: whole numbers only."""
     if not all(isinstance(v, int) for v in value):
         raise UnreadableCall(f"coordinate {list(value)} must be whole pixels of the {image} image")

@@ -23,9 +23,10 @@ GRID = GridSpace(1000)
 KNOWN_MODELS = ("Qwen/Qwen3-VL-8B-Instruct", "qwen3-vl:8b")
 
 
-def grid_to_image(value: tuple[Any, Any], image: Size) -> list[int]:
-    """A 0..1000 grid point -> the pixel of the image that contains it (CoordinateError off the grid)."""
-    return list(GRID.to_image(value[0], value[1], image))
+def grid_to_image(value: tuple[Any, Any], image: Size, screen: Size | None) -> list[int]:
+    """A 0..1000 grid point -> the image pixel that lands on the screen pixel containing it
+    (CoordinateError off the grid)."""
+    return list(GRID.to_image(value[0], value[1], image, screen))
 
 
 def create(name: str, config: ModelConfig) -> Qwen:

@@ -195,7 +195,7 @@ class Qwen:
     plans_in_words = False
 
     def __init__(self, name: str, config: ModelConfig, *, family: str, factor: int,
-                 to_image: Callable[[Any, Size], list[int]], display: Callable[[Size], Size],
+                 to_image: Callable[[Any, Size, Size | None], list[int]], display: Callable[[Size], Size],
                  template_shows_tools: bool) -> None:
         self.name, self.config, self.family = name, config, family
         self.factor, self._to_image, self._display = factor, to_image, display
@@ -205,10 +205,12 @@ class Qwen:
         self._client: Any = None
         self._ids = itertools.count(1)
         self._image: Size | None = None
+        self._screen: Size | None = None  # the screen the images show (the last image_size asked for)
 
     def image_size(self, screen: Size) -> Size:
         """The smart_resize size of the screen (the image is sent at exactly this size)."""
         self._image = smart_resize(screen, self.factor, 4 * self.factor ** 2, 16384 * self.factor ** 2)
+        self._screen = screen
         return self._image
 
     def preflight(self) -> None:
@@ -257,7 +259,8 @@ class Qwen:
     def point(self, value: Any, image: Size) -> list[int]:
         """A coordinate as the model wrote it -> pixels of the image; UnreadableCall when off the space."""
         try:
-            return self._to_image(numbers(value), image)
+            screen = self._screen if self._image == image else None
+            return self._to_image(numbers(value), image, screen)
         except CoordinateError as exc:
             raise UnreadableCall(f"coordinate {list(value)}: {exc}") from None
 
