@@ -64,7 +64,7 @@ class FamilyScript:
     def landing(self, model: list[int]) -> tuple[int, int]:
         """The screen pixel the computer tool acts on for the model's coordinate."""
         if self.family == "qwen3-vl":
-            model = list(GridSpace(1000).to_image(model[0], model[1], self.image))
+            model = list(GridSpace(1000).to_image(model[0], model[1], self.image, self.screen))
         return self.map.to_screen(*model)
 
     def replies(self, click: tuple[int, int], double: tuple[int, int], right: tuple[int, int],

@@ -22,7 +22,7 @@ from agent.recording.writer import Recording
 from agent.session import Callbacks, RunOptions, run_goal
 from agent.types import Usage
 from tests.fake_openai import FakeOpenAI, chat, computer_call, function_call, message_item, response
-from vision.geometry import CoordinateError, GridSpace, Size, smart_resize
+from vision.geometry import CoordinateError, GridSpace, ScreenMap, Size, smart_resize
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -45,6 +45,11 @@ def test_grid_points_land_in_the_pixel_that_contains_them_and_never_off_the_grid
     assert grid.to_image(0, 0, image) == (0, 0)
     assert grid.to_image(1000, 1000, image) == (1919, 1087)
     assert grid.to_image(500, 500, image) == (960, 544)
+    screen = Size(1920, 1080)  # with the screen: one rounding, onto the screen pixel containing the point
+    mapping = ScreenMap(screen, image)
+    for g in range(0, 1001, 7):
+        x, y = mapping.to_screen(*grid.to_image(g, g, image, screen))
+        assert (x, y) == (min(1919, g * 1920 // 1000), min(1079, g * 1080 // 1000))
     for bad in ((1001, 5), (-1, 5), (5, float("nan"))):
         with pytest.raises(CoordinateError, match="0..1000 grid"):
             grid.to_image(*bad, image)

@@ -75,7 +75,7 @@ def test_a_planner_names_targets_and_the_grounder_points(grounder: str, server, 
         point = [333, 277]
         answer = '<tool_call>\n{"name": "computer_use", "arguments": {"action": "mouse_move", "coordinate": ' \
                  '[333, 277]}}\n</tool_call>'
-        landing = mapping.to_screen(*GridSpace(1000).to_image(*point, image))
+        landing = mapping.to_screen(*GridSpace(1000).to_image(*point, image, screen))
     server.add(chat("I click the Save button.", function_call("computer", {"action": "left_click",
                                                                           "target": "the Save button"})),
                chat(None, function_call("computer", {"action": "left_click", "target": "the missing Frobnicate icon"})),
