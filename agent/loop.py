@@ -131,9 +131,10 @@ class Agent:
         reply: Reply = box["reply"]
         self.budget.usage += reply.usage
         self.recorder.add_usage(**reply.usage.as_dict())
-        self.recorder.add_model_call({"model": reply.model, "stop_reason": reply.stop_reason,
-                                      "latency_ms": round(reply.latency_s * 1000), "usage": reply.usage.as_dict(),
-                                      "response": reply.raw})
+        for record in reply.requests or [{"model": reply.model, "stop_reason": reply.stop_reason,
+                                          "latency_ms": round(reply.latency_s * 1000),
+                                          "usage": reply.usage.as_dict(), "response": reply.raw}]:
+            self.recorder.add_model_call(record)
         self.history.append(AssistantTurn(reply))
         return reply
 
@@ -161,9 +162,14 @@ class Agent:
         invocation: Invocation | None = None
         timing: dict[str, Any] = {"capture_ms": None, "exec_ms": None, "settle_ms": None}
         try:
+            if call.error:  # the backend could not read what the model wrote
+                raise ToolError(call.error)
             invocation = self.tools.validate(call)
             if self.confirm:
                 self.confirm(call, invocation.action)
+            elif call.checks:
+                raise ToolError(f"refused: the model's provider asks a person to confirm this call "
+                                f"({'; '.join(call.checks)}) and nobody can answer")
             result, timing = self.stepper.perform(lambda: self.tools.run(invocation), settle=invocation.settles)
         except (ActionError, ToolError) as exc:
             result = ToolResult(error=str(exc))
@@ -183,11 +189,12 @@ class Agent:
         point = getattr(action, "coordinate", None) or getattr(action, "start_coordinate", None)
         if action is None or action.action not in POINTER_ACTIONS:
             point = None
-        model_action = invocation.model_action if invocation else None
+        model_action: Any = invocation.model_action if invocation else None
+        model_action = model_action.model_dump(exclude_none=True) if model_action else None
         self.stepper.log(
             before, action=invocation.canonical if invocation else {"tool": call.name, **call.input}, result=result,
             timing={k: timing.get(k) for k in ("capture_ms", "model_ms", "exec_ms", "settle_ms")}, point=point,
-            model_action=model_action.model_dump(exclude_none=True) if model_action else None,
+            model_action=call.raw if call.raw is not None else model_action,
             usage=reply.usage.as_dict() if reply else None, thought=(reply.text or None) if reply else None,
             tool=call.name, output=(result.output or "")[:2000] or None)
         self.budget.steps += 1

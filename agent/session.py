@@ -93,6 +93,18 @@ def open_executor(display: str) -> Any:
         raise EnvironmentProblem(str(exc)) from None
 
 
+_unpriced_said: set[str] = set()
+
+
+def _say_unpriced(model: Any) -> None:
+    """A note on stderr, once per model, when a model's cost cannot be counted (no known price, no --price)."""
+    for part in (getattr(model, "planner", model), getattr(model, "grounder", None)):
+        if part is not None and getattr(part, "price", True) is None and part.name not in _unpriced_said:
+            _unpriced_said.add(part.name)
+            print(f"deskpilot: no price is known for {part.name!r}; its cost counts as $0 and --max-cost cannot "
+                  "stop it (give --price IN,OUT in USD per million tokens)", file=sys.stderr)
+
+
 class Session:
     """One display with its executor, model and tools, opened for a run and closed after it."""
 
@@ -108,6 +120,8 @@ class Session:
         self.options = options
         self._guard: Callable[[ToolCall, Any], None] | None = None
         self._model = model if model is not None else registry.create(options.model)  # BadInput first
+        if model is None:
+            _say_unpriced(self._model)
         self._ready = model is not None
         self.usage = Usage()  # what the model steps of a task cost
         self.stop_event = stop or StopSignal()
@@ -175,6 +189,8 @@ class Session:
     def recorder(self, kind: str, secrets: dict[str, str] | None = None, **meta: Any) -> RecordingWriter:
         """A recording of this session's screen in the options' output folder."""
         model = meta.pop("model", self.options.model.model)
+        if self.options.model.grounder:  # the model that pointed is part of what ran
+            meta["extra_meta"] = {**(meta.get("extra_meta") or {}), "grounder": self.options.model.grounder}
         return RecordingWriter(
             self.options.out, kind, model=model,
             screen={"width": self.screen.size.width, "height": self.screen.size.height, "scale": self.screen.scale},

@@ -45,11 +45,22 @@ class Usage:
 
 @dataclass(frozen=True)
 class ToolCall:
-    """One tool call of a reply: the tool's name and its input, as the model gave them."""
+    """One tool call of a reply: the tool's name and its input, in the canonical vocabulary.
+
+    A backend whose model writes something else (a text family's action, a grid coordinate, an
+    OpenAI action object) translates it into `input` and keeps what the model wrote in `raw`: the
+    recording keeps `raw` as the step's `model_action`. `error` says why a call the model wrote
+    could not be read: it becomes an error result, and nothing executes. `checks` are the reasons a
+    model's provider gives for a person to confirm the call before it runs (OpenAI's pending safety
+    checks): the safety policy asks, whatever its rules say.
+    """
 
     id: str
     name: str
     input: dict[str, Any]
+    raw: Any = None
+    error: str | None = None
+    checks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,7 +68,9 @@ class Reply:
     """A model's reply: its text, its tool calls, what it cost and how long it took.
 
     `raw` is the reply in the backend's own form (JSON-able), kept for the recording and for
-    the backend's own rendering of the history.
+    the backend's own rendering of the history. `requests` lists the API requests behind the reply
+    when there were several (a correction turn, a grounder's calls), each a model.jsonl record with
+    at least `model`, `usage` and `latency_ms`; empty means one request, described by the reply.
     """
 
     text: str
@@ -67,6 +80,7 @@ class Reply:
     model: str
     stop_reason: str | None = None
     raw: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, eq=False)

@@ -32,10 +32,13 @@ BACKENDS: dict[str, tuple[str, ...]] = {
     "agent.models.anthropic": ("agent.models.registry", "agent.models.anthropic_messages"),
     "agent.models.anthropic_messages": ("agent.models.anthropic",),
     "agent.models.scripted": ("agent.models.registry",),
-    "agent.models.openai_chat": ("agent.models.registry",),
+    "agent.models.chat": ("agent.models.registry",),
     "agent.models.openai_responses": ("agent.models.registry",),
     "agent.models.ui_tars": ("agent.models.registry",),
-    "agent.models.qwen": ("agent.models.registry",),
+    "agent.models.ui_tars_actions": ("agent.models.ui_tars",),
+    "agent.models.qwen25_vl": ("agent.models.registry",),
+    "agent.models.qwen3_vl": ("agent.models.registry",),
+    "agent.models.qwen_calls": ("agent.models.qwen25_vl", "agent.models.qwen3_vl"),
 }
 
 

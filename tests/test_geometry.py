@@ -82,3 +82,18 @@ def test_logical_points_on_hidpi() -> None:
 def test_size_parse_refuses_bad_text(text: str) -> None:
     with pytest.raises(ValueError):
         Size.parse(text)
+
+
+@pytest.mark.parametrize("screen,model", [((1920, 1080), (1430, 804)), ((1280, 800), (1288, 812)),
+                                          ((2560, 1440), (2548, 1428)), ((1920, 1080), (1920, 1088))])
+def test_a_model_pixel_lands_within_half_a_screen_pixel_of_its_centre(screen, model) -> None:
+    """The image is a resized copy: model pixel m shows screen position (m + 0.5) * ratio; a click lands there."""
+    mapping = ScreenMap(Size(*screen), Size(*model))
+    for m in range(model[0]):
+        x, _ = mapping.to_screen(m, 0)
+        assert abs(x + 0.5 - (m + 0.5) * mapping.ratio_x) <= 0.5 + 1e-9
+    for p in range(screen[0]):  # and back: exact in whichever direction goes to the larger space
+        if model[0] <= screen[0]:
+            assert mapping.to_model(*mapping.to_screen(mapping.to_model(p, 0)[0], 0))[0] == mapping.to_model(p, 0)[0]
+        else:
+            assert mapping.to_screen(*mapping.to_model(p, 0))[0] == p

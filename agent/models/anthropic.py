@@ -130,10 +130,13 @@ def image_size(screen: Size) -> Size:
 class Claude:
     """The Anthropic backend: one `query` per step through `client.beta.messages.create`."""
 
+    plans_in_words = True  # it calls the functions it is given, so it can plan for a grounder
+
     def __init__(self, name: str, config: ModelConfig) -> None:
         self.name, self.config = name, config
         self.version = tool_version_for(name, config.tool_version)  # BadInput before any work
-        self.price = price_for(name)
+        self.price = Price(*config.price, config.price[0] * 1.25, config.price[0] * 0.1) if config.price \
+            else price_for(name)
         self.computer_actions = ALL_ACTIONS if self.version.zoom else ALL_ACTIONS - {"zoom"}
         self.history = History(config.context)
         self._client: Any = None
@@ -167,7 +170,7 @@ class Claude:
             try:
                 token = None if key else getenv("ANTHROPIC_AUTH_TOKEN")  # passed: the environment may not hold it
                 self._client = anthropic.Anthropic(api_key=key, auth_token=token, max_retries=self.config.max_retries,
-                                                   timeout=self.config.timeout_s, base_url=self.config.base_url)
+                                                   timeout=self.config.timeout_s)
             except anthropic.AnthropicError as exc:
                 raise ModelUnavailable(f"cannot create the Anthropic client: {exc}") from None
         return self._client

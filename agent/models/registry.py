@@ -24,6 +24,11 @@ Factory = Callable[[str, ModelConfig], "Model"]
 FAMILIES: dict[str, str] = {
     "anthropic": "agent.models.anthropic",
     "scripted": "agent.models.scripted",
+    "chat": "agent.models.chat",
+    "ui-tars": "agent.models.ui_tars",
+    "qwen2.5-vl": "agent.models.qwen25_vl",
+    "qwen3-vl": "agent.models.qwen3_vl",
+    "openai": "agent.models.openai_responses",
 }
 _registered: dict[str, Factory] = {}
 
@@ -60,8 +65,16 @@ def split(spec: str) -> tuple[str, str]:
 
 
 def create(config: ModelConfig) -> Model:
-    """The model `config.model` names. BadInput for an unknown family or a name its backend refuses;
-    no network and no credentials are needed yet (see Model.preflight)."""
+    """The model `config.model` names (paired with `config.grounder` when one is named). BadInput for an
+    unknown family, a name its backend refuses or a pair that cannot work; no network and no
+    credentials are needed yet (see Model.preflight)."""
+    if config.grounder:
+        from agent.models.grounding import GroundedModel
+
+        planner = create(replace(config, grounder=None))
+        grounder = create(replace(config, model=config.grounder, grounder=None,
+                                  base_url=config.grounder_base_url or config.base_url))
+        return GroundedModel(planner, grounder)  # type: ignore[arg-type]
     family, name = split(config.model)
     factory = _registered.get(family)
     if factory is None:

@@ -60,6 +60,7 @@ NO_RULE_REASON = "no policy rule matched"
 SEVERITY = {"allow": 0, "ask": 1, "deny": 2}
 LOOSEN_HINT = ("a task file may add rules or make them stricter, never loosen the built-in rules or yours; "
                "to run it as written, pass --confirm allow")
+PROVIDER_CHECK_RULE = "provider_safety_check"  # the verdict's rule for a call with provider safety checks
 
 
 def merge(layers: Iterable[Layer]) -> tuple[str, list[Rule]]:
@@ -220,7 +221,12 @@ class Policy:
                         if best is None or key > best[:2]:
                             best = (*key, verdict)
                         break
-        return best[2] if best is not None else Verdict(self.default, None, NO_RULE_REASON)
+        verdict = best[2] if best is not None else Verdict(self.default, None, NO_RULE_REASON)
+        checks = getattr(call, "checks", ())  # a call the model's provider wants a person to confirm
+        if checks and verdict.decision != "deny":
+            return Verdict("ask", PROVIDER_CHECK_RULE, "the model's provider asks a person to confirm this action: "
+                           + "; ".join(checks))
+        return verdict
 
     def rule(self, name: str) -> Rule:
         """The rule called `name` (KeyError if none)."""

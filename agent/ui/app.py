@@ -305,7 +305,8 @@ def _parser() -> argparse.ArgumentParser:
     display = opt.display_options(display_help="the target chosen at start: host, virtual (the sandbox), :N, or "
                                                "auto (host)", size_help="the sandbox's size WxH (default 1280x800)")
     model = opt.model_options(help=f"the model chosen at start (default {DEFAULT_MODEL})")
-    parents = [model, display, opt.out_option("recordings"), opt.budget_options(tokens=False)]
+    parents = [model, opt.model_server_options(), display, opt.out_option("recordings"),
+               opt.budget_options(tokens=False)]
     parser = argparse.ArgumentParser(prog="deskpilot app", description="The deskpilot desktop app.", parents=parents)
     parser.add_argument("goal", nargs="?", metavar="GOAL|TASK.yaml", help="fill the goal field (not started)")
     return parser
@@ -315,14 +316,13 @@ def main(argv: list[str] | None = None) -> int:
     """`deskpilot app [GOAL] [--model M] [--display D] ...` (argv None: no arguments); 0 when closed, 2 for a
     usage error, 4 without a display for the window."""
     from agent.loop import LoopConfig
-    from agent.models.base import DEFAULT_MODEL, ModelConfig
-    from agent.ui.options import limits
+    from agent.ui.options import limits, model_config
 
     try:
         args = _parser().parse_args([] if argv is None else list(argv))
     except SystemExit as exc:
         return int(exc.code or 0)
-    options = RunOptions(model=ModelConfig(model=args.model or DEFAULT_MODEL), loop=LoopConfig(limits=limits(args)),
+    options = RunOptions(model=model_config(args, args.model), loop=LoopConfig(limits=limits(args)),
                          display=args.display, size=args.size, out=Path(args.out))
     try:
         root = tk.Tk(className="deskpilot")

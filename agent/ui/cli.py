@@ -22,10 +22,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deskpilot", description="A computer-use desktop agent.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    models = opt.model_options(repeat=True, help=f"Claude model (default {DEFAULT_MODEL}); repeat with --rollouts to "
-                                                 "cycle models")
+    models = opt.model_options(repeat=True, help=f"FAMILY/NAME (default {DEFAULT_MODEL}; families: anthropic, "
+                                                 "ui-tars, qwen2.5-vl, qwen3-vl, openai, chat); repeat with "
+                                                 "--rollouts to cycle models")
     run = sub.add_parser("run", help="run a goal with the model (or a task file)",
-                         parents=[models, display, run_out, opt.budget_options(), opt.confirm_option()])
+                         parents=[models, opt.model_server_options(), display, run_out, opt.budget_options(),
+                                  opt.confirm_option()])
     run.add_argument("goal", metavar="GOAL|TASK.yaml", help="what the agent should do, or a task file")
     run.add_argument("--tool-version", default=None,
                      help="computer tool version for a model the table does not know (20251124, 20250124, ...)")
@@ -62,7 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the task file's JSON Schema")
     sub.add_parser("demo", help="run the demo task on a virtual display (no API key needed)", parents=[run_out])
-    sub.add_parser("doctor", help="check the environment and say how to fix problems", parents=[display_only])
+    doctor = sub.add_parser("doctor", help="check the environment and say how to fix problems", parents=[display_only])
+    doctor.add_argument("--model", type=opt.model_spec, default=None, help="also check this model can be reached")
+    doctor.add_argument("--base-url", type=opt.server_url, default=None, metavar="URL",
+                        help="also check this OpenAI-compatible server answers (and serves --model)")
 
     act = sub.add_parser("act", help="perform canonical actions (JSON, screen pixels) in order",
                          parents=[display, run_out, opt.confirm_option()])
@@ -80,7 +85,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     """Print the environment checks; exit 4 when something required is missing."""
     from agent.ui.doctor import format_table, healthy, run_checks
 
-    checks = run_checks(args.display)
+    checks = run_checks(args.display, model=args.model, base_url=args.base_url)
     print(format_table(checks))
     if healthy(checks):
         print("deskpilot is ready.")
@@ -214,16 +219,15 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a goal with the model; live progress; `recording: PATH` as the last line."""
     from agent.loop import LoopConfig
-    from agent.models.base import DEFAULT_MODEL, ModelConfig
     from agent.session import Callbacks, RunOptions, run_goal
-    from agent.ui.options import limits
+    from agent.ui.options import limits, model_config
 
     models = args.model or []
     if args.rollouts is None and (args.parallel or args.apply or len(models) > 1):
         raise BadInput("--parallel, --apply and several --model need --rollouts N")
     options = RunOptions(
-        model=ModelConfig(model=models[0] if models else DEFAULT_MODEL, tool_version=args.tool_version,
-                          thinking_budget=args.thinking),
+        model=model_config(args, models[0] if models else None, tool_version=args.tool_version,
+                           thinking_budget=args.thinking),
         loop=LoopConfig(limits=limits(args)), display=args.display, size=args.size, out=Path(args.out),
         wait_display=args.wait_display)
     callbacks = Callbacks(on_step=print_step, confirm_mode=args.confirm)

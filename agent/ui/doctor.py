@@ -22,8 +22,13 @@ class Check:
     required: bool = True
 
 
-def run_checks(display: str = "auto") -> list[Check]:
-    """Run every check against the display deskpilot would use for `display`."""
+def run_checks(display: str = "auto", model: str | None = None, base_url: str | None = None) -> list[Check]:
+    """Run every check against the display deskpilot would use for `display`; with `model` or
+    `base_url` (or OPENAI_BASE_URL), also whether that model can be reached (see `model_checks`)."""
+    return _environment_checks(display) + model_checks(model, base_url)
+
+
+def _environment_checks(display: str) -> list[Check]:
     from actions.platform import DesktopError, open_desktop
 
     checks = [
@@ -102,6 +107,44 @@ def _optional_checks() -> list[Check]:
                         "" if key else "export ANTHROPIC_API_KEY=... (only needed for model runs)",
                         required=False))
     return checks
+
+
+def model_checks(model: str | None, base_url: str | None) -> list[Check]:
+    """Whether the model server answers (GET /models, within 5 s, no retries) and serves the model."""
+    from agent.errors import BadInput, ModelUnavailable
+    from agent.models import registry
+    from agent.models.base import ModelConfig
+    from agent.models.openai_client import list_models
+
+    url = base_url or os.environ.get("OPENAI_BASE_URL")
+    family, name = None, None
+    if model:
+        try:
+            family, name = registry.split(model)
+        except BadInput as exc:
+            return [Check("model", "FAIL", str(exc), "use --model FAMILY/NAME")]
+    if family in (None, "anthropic", "scripted") and not base_url:
+        return []
+    if url is None:
+        if family in ("ui-tars", "qwen2.5-vl", "qwen3-vl"):
+            return [Check("model server", "FAIL", f"{family} models need a server of your own",
+                          "give --base-url URL (vLLM: http://localhost:8000/v1, ollama: http://localhost:11434/v1)")]
+        key = bool(os.environ.get("OPENAI_API_KEY"))
+        return [Check("OpenAI API key", "ok" if key else "FAIL", "OPENAI_API_KEY is set" if key else
+                      "OPENAI_API_KEY is not set", "" if key else "export OPENAI_API_KEY=...")]
+    started = time.monotonic()
+    try:
+        served = list_models(ModelConfig(base_url=url, max_retries=0, timeout_s=5.0))
+    except ModelUnavailable as exc:
+        return [Check("model server", "FAIL", f"{url} does not answer: {exc}",
+                      "start the server (README, Models), or fix --base-url")]
+    answered = f"{url} answered in {(time.monotonic() - started) * 1000:.0f} ms"
+    if name is None:
+        return [Check("model server", "ok", f"{answered}; it serves {', '.join(served) or 'no model'}")]
+    if name not in served:
+        return [Check("model server", "FAIL", f"{answered} but does not serve {name!r}; it serves "
+                      f"{', '.join(served) or 'no model'}", f"use --model {family}/<one of those names>")]
+    return [Check("model server", "ok", f"{answered} and serves {name!r}")]
 
 
 def _which(command: str, package: str, purpose: str, required: bool = True) -> Check:

@@ -61,6 +61,42 @@ def positive_float(text: str) -> float:
     return value
 
 
+def server_url(text: str) -> str:
+    """A `--base-url`: an http(s) URL with a host, e.g. http://localhost:8000/v1."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise argparse.ArgumentTypeError(f"invalid URL {text!r}: use http(s)://HOST[:PORT]/..., e.g. "
+                                         "http://localhost:8000/v1")
+    return text.strip().rstrip("/")
+
+
+def model_spec(text: str) -> str:
+    """A `FAMILY/NAME` model (or a bare claude-* name), checked against the registry's families."""
+    from agent.errors import BadInput
+    from agent.models import registry
+
+    try:
+        registry.split(text)
+    except BadInput as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text.strip()
+
+
+def price_pair(text: str) -> tuple[float, float]:
+    """`IN,OUT`: US dollars per million input and output tokens, e.g. 0.2,0.6."""
+    parts = text.split(",")
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 2 or not all(v >= 0 and v == v and v != float("inf") for v in values):
+        raise argparse.ArgumentTypeError(f"invalid price {text!r}: give IN,OUT in USD per million tokens, "
+                                         "e.g. 0.2,0.6")
+    return values[0], values[1]
+
+
 # ------------------------------------------------------------------------------ parent parsers
 def _parent() -> argparse.ArgumentParser:
     return argparse.ArgumentParser(add_help=False)
@@ -105,6 +141,30 @@ def model_options(*, repeat: bool = False, help: str | None = None) -> argparse.
     parser.add_argument("--model", action="append" if repeat else "store", default=None,
                         help=help or f"the model (default {DEFAULT_MODEL})")
     return parser
+
+
+def model_server_options() -> argparse.ArgumentParser:
+    """`--base-url`, `--grounder`, `--grounder-base-url` and `--price`: where and how a model runs."""
+    parser = _parent()
+    parser.add_argument("--base-url", type=server_url, default=None, metavar="URL",
+                        help="an OpenAI-compatible server (vLLM, ollama, ...) for the model; default OPENAI_BASE_URL")
+    parser.add_argument("--grounder", type=model_spec, default=None, metavar="FAMILY/NAME",
+                        help="a ui-tars or qwen model that points at the targets the model names in words")
+    parser.add_argument("--grounder-base-url", type=server_url, default=None, metavar="URL",
+                        help="the grounder's server (default --base-url)")
+    parser.add_argument("--price", type=price_pair, default=None, metavar="IN,OUT",
+                        help="USD per million input and output tokens, for a model without a known price")
+    return parser
+
+
+def model_config(args: argparse.Namespace, model: str | None = None, **settings: Any) -> Any:
+    """The `agent.models.base.ModelConfig` of the model and model-server options."""
+    from agent.models.base import DEFAULT_MODEL, ModelConfig
+
+    return ModelConfig(model=model or DEFAULT_MODEL, base_url=getattr(args, "base_url", None),
+                       grounder=getattr(args, "grounder", None),
+                       grounder_base_url=getattr(args, "grounder_base_url", None),
+                       price=getattr(args, "price", None), **settings)
 
 
 def confirm_option() -> argparse.ArgumentParser:
