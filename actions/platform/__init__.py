@@ -5,7 +5,7 @@ Agent code reaches the platform only through these functions. A backend is chose
 backend module is imported here, when it is chosen, and nowhere else. `register_backend` adds
 one (a test double, say) to the table.
 
-A backend may act on another backend's desktops: it says so with `desktops()` (the portable
+A backend may act on another backend's desktops: it says so with `desktops_from()` (the portable
 backend on X acts on X displays, which the x11 backend opens); desktops and the focused
 window then come from that backend.
 """
@@ -88,7 +88,7 @@ def get_backend(name: str | None = None) -> Backend:
 def _desktops_of(name: str | None) -> Backend:
     """The backend whose desktops the backend `name` acts on (itself, unless it says otherwise)."""
     backend = get_backend(name)
-    other = getattr(backend, "desktops", lambda: None)()
+    other = getattr(backend, "desktops_from", lambda: None)()
     return get_backend(other) if other else backend
 
 

@@ -2,7 +2,7 @@
 
 It is built for macOS and Windows, and runs on any X display too (where the tests run it).
 Capture is mss's, as for every backend (vision.capture). On X its desktops are X displays,
-which the x11 backend opens (`desktops` says so to the factory), and one process drives one X
+which the x11 backend opens (`desktops_from` says so to the factory), and one process drives one X
 display with it (pyautogui keeps one connection; see libs.py). Elsewhere the desktop is the
 screen itself (host.py).
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from vision.geometry import Size
 
 
-def desktops() -> str | None:
+def desktops_from() -> str | None:
     """The backend whose desktops this one acts on: "x11" on X (X displays), None where it has its own."""
     from actions.platform.portable.libs import IS_X
 
