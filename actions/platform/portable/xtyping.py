@@ -8,12 +8,14 @@ On X this goes wrong in two ways, which `XTypist` works around without touching 
   keys go to the window under the pointer) pynput addresses its events to no window, and clients
   drop them. The typist gives the top-level window under the pointer the focus while it types,
   and gives it back to PointerRoot after.
-- One pynput controller that borrows a second character puts it in column 2 or 3 of a borrowed
-  keycode, which needs a keyboard group clients do not apply, so they read the wrong character
-  (pynput issue 642). The typist lets each controller borrow one character only (a fresh
-  controller per character the map lacks), and, after a pause that lets clients read every key
-  typed, empties the keycodes borrowed, so a chunk of text never needs more than the spare
-  keycodes the map has (`spare`: the executor cuts text into chunks that fit).
+- A pynput controller that borrows a second character puts it in column 2 or 3 of the keycode it
+  borrowed before, which needs a keyboard group clients do not apply, so they read the wrong
+  character (pynput issue 642). After each character borrowed, the typist fills the keycode's
+  first four columns with that character, so the next one borrows an empty keycode; and once a
+  chunk is typed it waits until clients have read every key, empties the keycodes borrowed, and
+  drops the controller that borrowed them (its own record of them is stale now). Characters on
+  the keyboard map go through a controller that never borrows. A chunk of text must not need
+  more keycodes than the map has spare (`spare`; the executor cuts text into chunks that fit).
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ class XTypist:
         self._lock = threading.Lock()
         info = self._conn.display.info
         self._first, self._count = info.min_keycode, info.max_keycode - info.min_keycode + 1
-        empty = sum(1 for row in self._rows() if not any(row))
+        self._main_rows = self._rows()
+        self._main = new_controller()  # types what the map has; never borrows
+        empty = sum(1 for row in self._main_rows if not any(row))
         self.spare = max(1, empty - SPARE_MARGIN)
 
     def keysyms(self) -> set[int]:
@@ -59,36 +63,55 @@ class XTypist:
         """Type `text` (at most `spare` distinct characters the keyboard map lacks)."""
         with self._lock:
             before = self._rows()
+            if before != self._main_rows:  # another program changed the map: the main controller's copy is stale
+                self._main, self._main_rows = self._new_controller(), before
             on_map = {keysym for row in before for keysym in row if keysym}
-            borrowed: dict[str, Any] = {}  # character -> the controller that borrowed a keycode for it
+            empty = [i for i, row in enumerate(before) if not any(row)]  # pynput borrows the first of these
+            lender: Any = None  # the controller that borrows keycodes for this chunk
+            borrowed: set[str] = set()
             focus = self._give_focus()
             try:
-                main = self._new_controller()
                 run: list[str] = []
                 for char in text:
                     if char in _TYPED_AS_KEYS or char_keysym(char) in on_map:
                         run.append(char)
                         continue
                     if run:
-                        _type(main, "".join(run))
+                        _type(self._main, "".join(run))
                         run = []
-                    controller = borrowed.get(char)
-                    if controller is None:
-                        if len(borrowed) >= self.spare:
-                            raise ToolError(f"cannot type more than {self.spare} characters the keyboard map "
-                                            "lacks at once")
-                        controller = borrowed[char] = self._new_controller()
-                    _type(controller, char)
+                    if char not in borrowed and len(borrowed) >= self.spare:
+                        raise ToolError(f"cannot type more than {self.spare} characters the keyboard map lacks at once")
+                    lender = lender or self._new_controller()
+                    _type(lender, char)
+                    if char not in borrowed:
+                        borrowed.add(char)
+                        self._fill(empty, char)
                 if run:
-                    _type(main, "".join(run))
+                    _type(self._main, "".join(run))
             finally:
                 try:
                     if borrowed:
                         time.sleep(REMAP_PAUSE_S)
-                        self._give_back(before, set(borrowed))
+                        self._give_back(before, borrowed)
                 finally:
                     self._restore_focus(focus)
-                    borrowed.clear()  # each controller closes its connection when dropped
+                    lender = None  # drops its connection; its record of borrowed keycodes is stale now
+
+    def _fill(self, empty: list[int], char: str) -> None:
+        """Fill the first four columns of the keycode just borrowed for `char` (pynput takes the first
+        empty one) with what it holds, so that the next character borrows another keycode."""
+        wanted = {char, char.swapcase()}
+        for n, index in enumerate(empty):
+            row = list(self._conn.get_keyboard_mapping(self._first + index, 1)[0])
+            if not any(keysym_char(k) in wanted for k in row if k):
+                continue  # not this one (another program took it, or it is still empty): look further
+            lower = row[0] or next(k for k in row if k)
+            upper = row[1] if len(row) > 1 and row[1] else lower
+            filled = ([lower, upper, lower, upper] + row[4:])[:len(row)]
+            self._conn.change_keyboard_mapping(self._first + index, [tuple(filled)])
+            self._conn.sync()
+            del empty[n]
+            return
 
     def _give_back(self, before: list[list[int]], chars: set[str]) -> None:
         """Empty the keycodes that were empty before and now hold only characters typed just now."""
@@ -124,6 +147,7 @@ class XTypist:
 
     def close(self) -> None:
         """Disconnect."""
+        self._main = None
         with contextlib.suppress(Exception):  # the server may be gone
             self._conn.close()
 
