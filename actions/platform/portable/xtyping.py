@@ -1,21 +1,23 @@
 """Typing text through pynput on an X display, around two limits of pynput's X code.
 
 pynput types a character by sending a synthetic key event (XSendEvent) to the window that has
-the keyboard focus, borrowing an empty keycode of the keyboard map for characters the map lacks.
-On X this goes wrong in two ways, which `XTypist` works around without touching pynput itself:
+the keyboard focus, with the keycode its copy of the keyboard map gives for the character's
+keysym. On X this goes wrong in two ways, which `XTypist` works around without changing pynput:
 
 - With no focused window (an X server without a window manager: the focus is PointerRoot, and
   keys go to the window under the pointer) pynput addresses its events to no window, and clients
   drop them. The typist gives the top-level window under the pointer the focus while it types,
   and gives it back to PointerRoot after.
-- A pynput controller that borrows a second character puts it in column 2 or 3 of the keycode it
-  borrowed before, which needs a keyboard group clients do not apply, so they read the wrong
-  character (pynput issue 642). After each character borrowed, the typist fills the keycode's
-  first four columns with that character, so the next one borrows an empty keycode; and once a
-  chunk is typed it waits until clients have read every key, empties the keycodes borrowed, and
-  drops the controller that borrowed them (its own record of them is stale now). Characters on
-  the keyboard map go through a controller that never borrows. A chunk of text must not need
-  more keycodes than the map has spare (`spare`; the executor cuts text into chunks that fit).
+- For characters the map lacks pynput borrows an empty keycode, but it puts the second one into
+  column 2 or 3 of the keycode it borrowed first, which needs a keyboard group clients do not
+  apply (pynput issue 642), and it types right after re-mapping, before clients have re-read
+  the map (they read a key's character when they handle it). So the typist puts the characters
+  a chunk needs onto spare keycodes itself, as the x11 backend does (the highest keycodes first,
+  one per character, lower and upper case together), waits REMAP_PAUSE_S, and then pynput finds
+  every character on the map. Lent keycodes stay mapped for later chunks until room is needed
+  (the ones used least recently are given back, REMAP_PAUSE_S after their last key), and all
+  are given back at `close()`. A chunk must not need more keycodes than `spare` (the executor
+  cuts text into chunks that fit).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from actions.keys import char_keysym, keysym_char
+from actions.keys import char_keysym
 from actions.result import ToolError
 
 REMAP_PAUSE_S = 0.05  # clients read a key's character when they handle it, with the keymap of that moment
@@ -34,20 +36,35 @@ SPARE_MARGIN = 2  # empty keycodes left to other programs (xdotool borrows one t
 _TYPED_AS_KEYS = "\n\r\t"  # pynput presses Return and Tab for these
 
 
+def pynput_keysym(char: str) -> int:
+    """The keysym pynput's X controller looks a character up by: the name its table gives the
+    character, else the character's Unicode keysym (pynput's `_key_to_keysym`)."""
+    try:
+        from pynput._util import xorg, xorg_keysyms
+
+        name = xorg_keysyms.CHARS.get(char)
+        if name is not None:
+            return int(xorg.symbol_to_keysym(name)) or char_keysym(char)
+    except Exception:  # another pynput layout: its Unicode keysym, which pynput uses for most characters
+        pass
+    return char_keysym(char)
+
+
 class XTypist:
-    """Types any Unicode text on one X display through pynput keyboard controllers."""
+    """Types any Unicode text on one X display through a pynput keyboard controller."""
 
     def __init__(self, display: str, new_controller: Callable[[], Any]) -> None:
         from Xlib import display as xdisplay
 
         self.display = display
         self._new_controller = new_controller
-        self._conn = xdisplay.Display(display)  # reads the keymap and the focus; never sends keys
+        self._conn = xdisplay.Display(display)  # manages the keymap and the focus; never sends keys
         self._lock = threading.Lock()
         info = self._conn.display.info
         self._first, self._count = info.min_keycode, info.max_keycode - info.min_keycode + 1
         self._main_rows = self._rows()
-        self._main = new_controller()  # types what the map has; never borrows
+        self._main = new_controller()  # renewed whenever the map changed: it reads the map once
+        self._lent: dict[int, tuple[set[str], float]] = {}  # keycode -> its characters, when last typed
         empty = sum(1 for row in self._main_rows if not any(row))
         self.spare = max(1, empty - SPARE_MARGIN)
 
@@ -62,65 +79,58 @@ class XTypist:
     def type(self, text: str) -> None:
         """Type `text` (at most `spare` distinct characters the keyboard map lacks)."""
         with self._lock:
-            before = self._rows()
-            if before != self._main_rows:  # another program changed the map: the main controller's copy is stale
-                self._main, self._main_rows = self._new_controller(), before
-            on_map = {keysym for row in before for keysym in row if keysym}
-            empty = [i for i, row in enumerate(before) if not any(row)]  # pynput borrows the first of these
-            lender: Any = None  # the controller that borrows keycodes for this chunk
-            borrowed: set[str] = set()
+            rows = self._rows()
+            on_map = {keysym for row in rows for keysym in row if keysym}
+            missing = list(dict.fromkeys(c for c in text if c not in _TYPED_AS_KEYS
+                                         and pynput_keysym(c) not in on_map))
+            if missing:
+                self._lend(missing, rows, text)
+                rows = self._rows()
+            if rows != self._main_rows:
+                self._main, self._main_rows = self._new_controller(), rows
             focus = self._give_focus()
             try:
-                run: list[str] = []
-                for char in text:
-                    if char in _TYPED_AS_KEYS or char_keysym(char) in on_map:
-                        run.append(char)
-                        continue
-                    if run:
-                        _type(self._main, "".join(run))
-                        run = []
-                    if char not in borrowed and len(borrowed) >= self.spare:
-                        raise ToolError(f"cannot type more than {self.spare} characters the keyboard map lacks at once")
-                    lender = lender or self._new_controller()
-                    _type(lender, char)
-                    if char not in borrowed:
-                        borrowed.add(char)
-                        self._fill(empty, char)
-                if run:
-                    _type(self._main, "".join(run))
+                _type(self._main, text)
             finally:
-                try:
-                    if borrowed:
-                        time.sleep(REMAP_PAUSE_S)
-                        self._give_back(before, borrowed)
-                finally:
-                    self._restore_focus(focus)
-                    lender = None  # drops its connection; its record of borrowed keycodes is stale now
+                now, used = time.monotonic(), set(text)
+                for keycode, (chars, _) in list(self._lent.items()):
+                    if chars & used:
+                        self._lent[keycode] = (chars, now)
+                self._restore_focus(focus)
 
-    def _fill(self, empty: list[int], char: str) -> None:
-        """Fill the first four columns of the keycode just borrowed for `char` (pynput takes the first
-        empty one) with what it holds, so that the next character borrows another keycode."""
-        wanted = {char, char.swapcase()}
-        for n, index in enumerate(empty):
-            row = list(self._conn.get_keyboard_mapping(self._first + index, 1)[0])
-            if not any(keysym_char(k) in wanted for k in row if k):
-                continue  # not this one (another program took it, or it is still empty): look further
-            lower = row[0] or next(k for k in row if k)
-            upper = row[1] if len(row) > 1 and row[1] else lower
-            filled = ([lower, upper, lower, upper] + row[4:])[:len(row)]
-            self._conn.change_keyboard_mapping(self._first + index, [tuple(filled)])
-            self._conn.sync()
-            del empty[n]
+    def _lend(self, chars: list[str], rows: list[list[int]], text: str) -> None:
+        """Map `chars` onto empty keycodes (giving back idle lent ones if needed), then wait for clients."""
+        empty = [self._first + i for i, row in enumerate(rows) if not any(row)]
+        short = len(chars) - (len(empty) - SPARE_MARGIN)
+        if short > 0:
+            used = set(text)
+            idle = sorted((last, keycode) for keycode, (lent, last) in self._lent.items() if not lent & used)
+            if len(idle) < short:
+                raise ToolError(f"cannot type {len(chars)} characters the keyboard map lacks at once "
+                                f"(it has {self.spare} spare keycodes)")
+            freed = [keycode for _, keycode in idle[:short]]
+            self._give_back(freed)
+            empty += freed
+        width = len(rows[0]) if rows else 2
+        for char, keycode in zip(chars, sorted(empty, reverse=True), strict=False):  # keycode 8 last
+            lower, upper = char.lower(), char.upper()
+            cased = len(lower) == len(upper) == 1 and lower != upper
+            pair = (pynput_keysym(lower), pynput_keysym(upper)) if cased else (pynput_keysym(char),) * 2
+            self._conn.change_keyboard_mapping(keycode, [pair + (0,) * max(0, width - 2)])
+            self._lent[keycode] = ({lower, upper} if cased else {char}, time.monotonic())
+        self._conn.sync()
+        time.sleep(REMAP_PAUSE_S)  # clients re-read the map when they see MappingNotify
+
+    def _give_back(self, keycodes: list[int]) -> None:
+        """Empty lent keycodes, once clients had REMAP_PAUSE_S to read the last key typed with them."""
+        if not keycodes:
             return
-
-    def _give_back(self, before: list[list[int]], chars: set[str]) -> None:
-        """Empty the keycodes that were empty before and now hold only characters typed just now."""
-        typed = chars | {c.swapcase() for c in chars}
-        for index, (old, new) in enumerate(zip(before, self._rows(), strict=False)):
-            if any(old) or not any(new):
-                continue
-            if all(keysym_char(k) in typed for k in new if k):
-                self._conn.change_keyboard_mapping(self._first + index, [tuple(0 for _ in new)])
+        last = max(self._lent[keycode][1] for keycode in keycodes)
+        time.sleep(max(0.0, REMAP_PAUSE_S - (time.monotonic() - last)))
+        for keycode in keycodes:
+            width = len(self._conn.get_keyboard_mapping(keycode, 1)[0])
+            self._conn.change_keyboard_mapping(keycode, [(0,) * width])
+            del self._lent[keycode]
         self._conn.sync()
 
     def _give_focus(self) -> Any:
@@ -146,9 +156,11 @@ class XTypist:
         self._conn.sync()
 
     def close(self) -> None:
-        """Disconnect."""
+        """Give back every lent keycode and disconnect."""
         self._main = None
         with contextlib.suppress(Exception):  # the server may be gone
+            self._give_back(list(self._lent))
+        with contextlib.suppress(Exception):
             self._conn.close()
 
 
