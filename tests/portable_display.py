@@ -1,8 +1,9 @@
-"""The one X display the portable backend drives in a test process, and programs started on it for one test.
+"""Tests through both platform backends: where each acts, and the programs a test starts there.
 
 pyautogui keeps one X connection per process (see actions/platform/portable/libs.py), so every
-test that acts through the portable backend shares this display; each test ends the windows it
-opened (`Launched`), so the next one finds the screen empty. The display ends with the process.
+test that acts through the portable backend shares one display (`shared_desktop`); each test
+ends the windows it opened (`Launched`), so the next one finds the screen empty. The display
+ends with the process. An x11 test gets a desktop of its own, as before.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from actions.platform.x11.desktop import VirtualDesktop
@@ -62,3 +64,26 @@ class Launched:
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         self.procs.clear()
+
+
+class Where:
+    """A desktop to act on through `backend`, with the programs a test starts on it."""
+
+    def __init__(self, backend: str, desktop: VirtualDesktop) -> None:
+        self.backend, self.desktop, self.launched = backend, desktop, Launched(desktop)
+
+    def probe(self, tmp_path: Path) -> Probe:
+        """The probe window on this desktop, ready."""
+        return self.launched.probe(tmp_path / "events.jsonl")
+
+    def launch(self, argv: list[str]) -> subprocess.Popen:
+        """Start a program on this desktop for this test."""
+        return self.launched.launch(argv)
+
+
+def where_for(backend: str, desktop_factory: Callable[..., VirtualDesktop]) -> Iterator[Where]:
+    """A test's place for `backend` (the body of a `where` fixture parametrised over BACKENDS):
+    x11 on a desktop of its own, portable on the process's shared display; its programs end after."""
+    place = Where(backend, desktop_factory() if backend == "x11" else shared_desktop())
+    yield place
+    place.launched.end()
