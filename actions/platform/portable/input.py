@@ -13,6 +13,7 @@ xtyping.py). Everything pressed is tracked, and `release_all` lets go of it in r
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 from typing import Any
@@ -64,8 +65,9 @@ class PortableInput:
 
     # --- pointer ---------------------------------------------------------------------------
     def _points(self, x: int, y: int) -> tuple[int, int]:
+        """The point that contains screen pixel (x, y) (pixel 2879 of a 2x screen is point 1439)."""
         px, py = self._map.to_points(x, y)
-        return round(px), round(py)
+        return math.floor(px), math.floor(py)
 
     def move(self, x: int, y: int) -> None:
         """Move the pointer to screen pixel (x, y) (a drag while a button is held)."""
