@@ -43,7 +43,12 @@ class FakeGui:
 
     def __init__(self, points: tuple[int, int] = (1440, 900), keys: frozenset[str] = frozenset()) -> None:
         self.points, self.keys, self.calls, self.at = points, keys, [], (0, 0)
-        self.platformModule = SimpleNamespace(_dragTo=lambda x, y, button: self.calls.append(("drag", x, y, button)))
+        record = self.calls.append
+        self.platformModule = SimpleNamespace(  # pyautogui's platform functions
+            _dragTo=lambda x, y, button: record(("drag", x, y, button)),
+            _moveTo=lambda x, y: (record(("move", x, y)), setattr(self, "at", (x, y))),
+            _mouseDown=lambda x, y, button: record(("down", x, y, button)),
+            _mouseUp=lambda x, y, button: record(("up", x, y, button)))
 
     def size(self) -> tuple[int, int]:
         return self.points
@@ -51,23 +56,13 @@ class FakeGui:
     def position(self) -> tuple[int, int]:
         return self.at
 
-    def moveTo(self, x: int, y: int, _pause: bool = True) -> None:  # noqa: N802 - pyautogui's name
-        self.calls.append(("move", x, y))
-        self.at = (x, y)
-
-    def mouseDown(self, x: Any = None, y: Any = None, button: str = "left", _pause: bool = True) -> None:  # noqa: N802
-        self.calls.append(("down", x, y, button))
-
-    def mouseUp(self, x: Any = None, y: Any = None, button: str = "left", _pause: bool = True) -> None:  # noqa: N802
-        self.calls.append(("up", x, y, button))
-
     def vscroll(self, clicks: int, x: Any = None, y: Any = None, _pause: bool = True) -> None:
         self.calls.append(("vscroll", clicks, x, y))
 
     def hscroll(self, clicks: int, x: Any = None, y: Any = None, _pause: bool = True) -> None:
         self.calls.append(("hscroll", clicks, x, y))
 
-    def isValidKey(self, name: str) -> bool:  # noqa: N802
+    def isValidKey(self, name: str) -> bool:  # noqa: N802 - pyautogui's names
         return name in self.keys or (len(name) == 1 and name.isascii())
 
     def keyDown(self, name: str, _pause: bool = True) -> None:  # noqa: N802
@@ -191,14 +186,17 @@ def test_held_keys_and_buttons_are_released_in_reverse_and_the_pointer_is_asked_
                                               keys=frozenset({"ctrlleft", "shiftleft"}))
     for name in ("ctrl", "shift", "a"):
         backend.key(resolve_key(name)[1], True)
+    backend.move(10, 20)
     backend.button(3, True)
     assert backend.held() == {"keys": [0xFFE3, 0xFFE1, 0x61], "buttons": [3]}
     gui.calls.clear()
+    gui.at = (30, 40)  # the person moved the mouse meanwhile
     backend.release_all()
-    assert gui.calls == [("keyup", "a"), ("keyup", "shiftleft"), ("keyup", "ctrlleft"), ("up", None, None, "right")]
+    assert gui.calls == [("keyup", "a"), ("keyup", "shiftleft"), ("keyup", "ctrlleft"), ("up", 30, 40, "right")]
     assert backend.held() == {"keys": [], "buttons": []}
+    gui.at = (50, 60)
     backend.button(1, True)  # after release_all the next press asks pyautogui where the pointer is
-    assert gui.calls[-1] == ("down", None, None, "left")
+    assert gui.calls[-1] == ("down", 50, 60, "left")
     backend.release_all(keep_buttons={1})
     assert backend.held()["buttons"] == [1]
 
@@ -403,6 +401,27 @@ def test_typing_gives_the_borrowed_keycodes_back(tmp_path: Path) -> None:
         assert keymap() == before
     finally:
         conn.close()
+        launched.end()
+
+
+def test_typing_shares_the_spare_keycodes_with_the_x11_backend(tmp_path: Path) -> None:
+    from actions.vocabulary import parse_action
+
+    desktop = shared_desktop()
+    launched = Launched(desktop)
+    probe = launched.probe(tmp_path / "events.jsonl")
+    x11, portable = open_executor(desktop.display, "x11"), open_executor(desktop.display, "portable")
+    try:  # the x11 backend re-maps spare keycodes the portable one lent: the portable one types in parts
+        typed = ""
+        for n in range(4):
+            for executor in (x11, portable) if n % 2 else (portable, x11):
+                text = "αβγδεζηθικλμ-" if executor is x11 else "νξοπρστυφχψω+"
+                assert executor.perform(parse_action({"action": "type", "text": text})).ok
+                typed += text
+        probe.wait_for(lambda ev: any(e["type"] == "text" and e["value"] == typed for e in ev), timeout=10)
+    finally:
+        portable.close()
+        x11.close()
         launched.end()
 
 

@@ -1,5 +1,12 @@
 """The portable input backend: pyautogui for the pointer and keys, pynput for text.
 
+Pointer: pyautogui's platform functions (`platformModule._moveTo`, `_mouseDown`, `_mouseUp`,
+and `_dragTo` for macOS drags) move and press; its public ones around them ask the pointer's
+position before every move and press and move there again first (three server round trips where
+one does, which kept a click at over twice the x11 backend's time) and add the fail-safe and
+pause that deskpilot turns off. pyautogui's public functions serve the rest: size, position,
+scrolling and keys.
+
 Coordinates: the executor speaks screen pixels (what mss captures); pyautogui speaks logical
 points, which differ on HiDPI screens (a Retina Mac: 2 pixels per point). `scale` (pixels per
 point) is measured once, from the pixel size of the screen and pyautogui's size in points, and
@@ -53,6 +60,7 @@ class PortableInput:
     def __init__(self, gui: Any, keyboard: Any, typist: Any, pixels: Size, *, platform: str = sys.platform,
                  display: str | None = None, x_keymap: set[int] | None = None) -> None:
         self._gui, self._keyboard, self._typist = gui, keyboard, typist
+        self._pointer = gui.platformModule  # pyautogui's own platform functions, see the module docstring
         self.platform, self.display = platform, display
         self.scale = measure_scale(pixels, tuple(gui.size()))
         self._map = ScreenMap(pixels, pixels, self.scale)
@@ -74,10 +82,17 @@ class PortableInput:
         with self._lock:
             px, py = self._points(x, y)
             if self._buttons and self.platform == "darwin":  # macOS needs drag events, not moves, for drags
-                self._gui.platformModule._dragTo(px, py, BUTTON_NAMES.get(self._buttons[-1], "left"))
+                self._pointer._dragTo(px, py, BUTTON_NAMES.get(self._buttons[-1], "left"))
             else:
-                self._gui.moveTo(px, py, _pause=False)
+                self._pointer._moveTo(px, py)
             self._at = (px, py)
+
+    def _here(self) -> tuple[int, int]:
+        """Where the pointer is, in points: where this action put it, else as pyautogui reports it."""
+        if self._at is None:
+            x, y = self._gui.position()
+            self._at = (int(x), int(y))
+        return self._at
 
     def button(self, number: int, down: bool) -> None:
         """Press or release mouse button `number` (1 left, 2 middle, 3 right; 4-7 turn the wheel one notch)."""
@@ -89,19 +104,19 @@ class PortableInput:
             name = BUTTON_NAMES.get(number)
             if name is None:
                 raise ToolError(f"the portable backend has no mouse button {number} (only 1-3 and the wheel)")
-            x, y = self._at or (None, None)
+            x, y = self._here()
             if down:
-                self._gui.mouseDown(x, y, button=name, _pause=False)
+                self._pointer._mouseDown(x, y, name)
                 self._buttons.append(number)
             else:
-                self._gui.mouseUp(x, y, button=name, _pause=False)
+                self._pointer._mouseUp(x, y, name)
                 if number in self._buttons:
                     self._buttons.remove(number)
 
     def scroll(self, direction: str, clicks: int = 1) -> None:
         """Turn the wheel `clicks` notches up, down, left or right at the pointer."""
         with self._lock:
-            x, y = self._at or (None, None)
+            x, y = self._here()
             if direction in ("up", "down"):
                 self._gui.vscroll(clicks if direction == "up" else -clicks, x, y, _pause=False)
             elif direction in ("left", "right"):
@@ -188,14 +203,15 @@ class PortableInput:
                     self._let_go(how, what)
                 except Exception as exc:
                     errors.append(exc)
+            self._at = None  # the pointer may have moved since this action put it somewhere: ask
             for number in reversed(self._buttons):
                 if number not in keep_buttons:
                     try:
-                        self._gui.mouseUp(button=BUTTON_NAMES[number], _pause=False)
+                        self._pointer._mouseUp(*self._here(), BUTTON_NAMES[number])
                     except Exception as exc:
                         errors.append(exc)
             self._buttons = [b for b in self._buttons if b in keep_buttons]
-            self._at = None  # the next action asks where the pointer is
+            self._at = None  # the next action asks again
             if errors:
                 raise ToolError(f"releasing held keys and buttons failed: {errors[0]}")
 

@@ -16,8 +16,8 @@ keysym. On X this goes wrong in two ways, which `XTypist` works around without c
   one per character, lower and upper case together), waits REMAP_PAUSE_S, and then pynput finds
   every character on the map. Lent keycodes stay mapped for later chunks until room is needed
   (the ones used least recently are given back, REMAP_PAUSE_S after their last key), and all
-  are given back at `close()`. A chunk must not need more keycodes than `spare` (the executor
-  cuts text into chunks that fit).
+  are given back at `close()`. The executor cuts text into chunks that need at most `spare`
+  keycodes; when other programs hold some of them, the typist types a chunk in parts.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ class XTypist:
         self._main_rows = self._rows()
         self._main = new_controller()  # renewed whenever the map changed: it reads the map once
         self._lent: dict[int, tuple[set[str], float]] = {}  # keycode -> its characters, when last typed
+        self._wrote: dict[int, set[int]] = {}  # keycode -> the keysyms put there
         empty = sum(1 for row in self._main_rows if not any(row))
         self.spare = max(1, empty - SPARE_MARGIN)
 
@@ -77,26 +78,63 @@ class XTypist:
         return [list(row) for row in self._conn.get_keyboard_mapping(self._first, self._count)]
 
     def type(self, text: str) -> None:
-        """Type `text` (at most `spare` distinct characters the keyboard map lacks)."""
+        """Type `text`: all at once when the spare keycodes suffice, else in parts (other programs hold some)."""
         with self._lock:
-            rows = self._rows()
-            on_map = {keysym for row in rows for keysym in row if keysym}
-            missing = list(dict.fromkeys(c for c in text if c not in _TYPED_AS_KEYS
-                                         and pynput_keysym(c) not in on_map))
-            if missing:
-                self._lend(missing, rows, text)
+            rest = text
+            while rest:
                 rows = self._rows()
-            if rows != self._main_rows:
-                self._main, self._main_rows = self._new_controller(), rows
-            focus = self._give_focus()
-            try:
-                _type(self._main, text)
-            finally:
-                now, used = time.monotonic(), set(text)
-                for keycode, (chars, _) in list(self._lent.items()):
-                    if chars & used:
-                        self._lent[keycode] = (chars, now)
-                self._restore_focus(focus)
+                on_map = {keysym for row in rows for keysym in row if keysym}
+                part, missing = self._part(rest, rows, on_map)
+                if missing:
+                    self._lend(missing, rows, part)
+                    rows = self._rows()
+                if rows != self._main_rows:
+                    self._main, self._main_rows = self._new_controller(), rows
+                focus = self._give_focus()
+                try:
+                    _type(self._main, part)
+                finally:
+                    now, used = time.monotonic(), set(part)
+                    for keycode, (chars, _) in list(self._lent.items()):
+                        if chars & used:
+                            self._lent[keycode] = (chars, now)
+                    self._restore_focus(focus)
+                rest = rest[len(part):]
+
+    def _part(self, rest: str, rows: list[list[int]], on_map: set[int]) -> tuple[str, list[str]]:
+        """The longest start of `rest` whose characters fit the map: those on it, plus the missing ones
+        that fit on empty keycodes and on lent ones that start does not use (given back for them)."""
+        self._forget_taken(rows)
+        free = sum(1 for row in rows if not any(row)) - SPARE_MARGIN
+        lent_for = {char: keycode for keycode, (chars, _) in self._lent.items() for char in chars}
+        used: set[int] = set()  # lent keycodes this start types with
+        missing: list[str] = []
+        for n, char in enumerate(rest):
+            if char in _TYPED_AS_KEYS or char in missing:
+                continue
+            keycode = lent_for.get(char) if pynput_keysym(char) in on_map else None
+            if pynput_keysym(char) in on_map and (keycode is None or keycode in used):
+                continue
+            if len(missing) + 1 > free + len(self._lent) - len(used):  # no room for it (or to keep its keycode)
+                if not n:
+                    raise ToolError(f"cannot type {char!r}: no spare keycode of the keyboard map is free "
+                                    "(other programs hold them)")
+                return rest[:n], missing
+            if keycode is not None:
+                used.add(keycode)
+            else:
+                missing.append(char)
+        return rest, missing
+
+    def _forget_taken(self, rows: list[list[int]]) -> None:
+        """Forget lent keycodes another program has since re-mapped (the x11 backend re-uses spare ones)."""
+        for keycode in list(self._lent):
+            if not self._ours(rows[keycode - self._first], keycode):
+                del self._lent[keycode], self._wrote[keycode]
+
+    def _ours(self, row: list[int], keycode: int) -> bool:
+        held = {k for k in row if k}
+        return bool(held) and held <= self._wrote.get(keycode, set())
 
     def _lend(self, chars: list[str], rows: list[list[int]], text: str) -> None:
         """Map `chars` onto empty keycodes (giving back idle lent ones if needed), then wait for clients."""
@@ -105,9 +143,6 @@ class XTypist:
         if short > 0:
             used = set(text)
             idle = sorted((last, keycode) for keycode, (lent, last) in self._lent.items() if not lent & used)
-            if len(idle) < short:
-                raise ToolError(f"cannot type {len(chars)} characters the keyboard map lacks at once "
-                                f"(it has {self.spare} spare keycodes)")
             freed = [keycode for _, keycode in idle[:short]]
             self._give_back(freed)
             empty += freed
@@ -118,6 +153,7 @@ class XTypist:
             pair = (pynput_keysym(lower), pynput_keysym(upper)) if cased else (pynput_keysym(char),) * 2
             self._conn.change_keyboard_mapping(keycode, [pair + (0,) * max(0, width - 2)])
             self._lent[keycode] = ({lower, upper} if cased else {char}, time.monotonic())
+            self._wrote[keycode] = set(pair)
         self._conn.sync()
         time.sleep(REMAP_PAUSE_S)  # clients re-read the map when they see MappingNotify
 
@@ -128,9 +164,10 @@ class XTypist:
         last = max(self._lent[keycode][1] for keycode in keycodes)
         time.sleep(max(0.0, REMAP_PAUSE_S - (time.monotonic() - last)))
         for keycode in keycodes:
-            width = len(self._conn.get_keyboard_mapping(keycode, 1)[0])
-            self._conn.change_keyboard_mapping(keycode, [(0,) * width])
-            del self._lent[keycode]
+            row = list(self._conn.get_keyboard_mapping(keycode, 1)[0])
+            if self._ours(row, keycode):  # another program may have re-mapped it since
+                self._conn.change_keyboard_mapping(keycode, [(0,) * len(row)])
+            del self._lent[keycode], self._wrote[keycode]
         self._conn.sync()
 
     def _give_focus(self) -> Any:
