@@ -34,8 +34,9 @@ be told apart from a person's at the X level and are recorded.
 Implementation: the platform's input listener (`actions.platform.open_listener`; on X11 the
 RECORD extension, decoding each key with the keymap the server used for it, see
 actions/platform/x11/listener.py, with the X server's event times; on the portable backend
-pynput's listeners, see actions/platform/portable/listener.py). meta.json's `backend` names it. Frames come from mss at
-~15 fps on a thread (agent.replay.frames); each press takes the newest frame grabbed before it.
+pynput's listeners, see actions/platform/portable/listener.py); meta.json's `backend` names it.
+Frames come from mss at ~15 fps on a thread (agent.replay.frames); each press takes the newest
+frame grabbed before it.
 """
 
 from __future__ import annotations
