@@ -377,6 +377,27 @@ def test_one_process_drives_one_x_display_with_the_portable_backend(desktop) -> 
     open_executor(desktop.display, "x11").close()  # the x11 backend has no such limit
 
 
+def test_pyautogui_fail_safe_and_pause_are_off(tmp_path: Path) -> None:
+    from actions.vocabulary import parse_action
+
+    desktop = shared_desktop()
+    launched = Launched(desktop)
+    probe = launched.probe(tmp_path / "events.jsonl")
+    executor = open_executor(desktop.display, "portable")
+    try:
+        import pyautogui  # loaded by the backend, for its display
+
+        assert pyautogui.FAILSAFE is False and pyautogui.PAUSE == 0
+        for data in ({"action": "mouse_move", "coordinate": [0, 0]}, {"action": "key", "text": "a"},
+                     {"action": "left_click", "coordinate": [1279, 799]}, {"action": "key", "text": "b"}):
+            result = executor.perform(parse_action(data))  # in a corner pyautogui's fail-safe would raise
+            assert result.error is None, result.error
+        probe.wait_for(lambda ev: any(e["type"] == "keypress" and e["keysym"] == "b" for e in ev))
+    finally:
+        executor.close()
+        launched.end()
+
+
 def test_typing_gives_the_borrowed_keycodes_back(tmp_path: Path) -> None:
     from Xlib import display as xdisplay
 
