@@ -29,6 +29,7 @@ class RunOptions:
     out: Path = Path("recordings")
     workdir: Path = field(default_factory=Path.cwd)
     wait_display: bool = False  # another deskpilot acts on the display: wait for it (else exit 4)
+    backend: str | None = None  # the platform backend (x11 | portable); None: $DESKPILOT_BACKEND or the default
 
 
 @dataclass
@@ -53,13 +54,14 @@ class Callbacks:
     policy_source: str = "task policy"  # where those rules come from, for messages
 
 
-def open_display(spec: str = "auto", size: Size | None = None, window_manager: bool = False) -> Any:
+def open_display(spec: str = "auto", size: Size | None = None, window_manager: bool = False,
+                 backend: str | None = None) -> Any:
     """The desktop `--display SPEC` names, ready; BadInput for a malformed spec, EnvironmentProblem
     when the display cannot be had."""
     from actions.platform import DesktopError, open_desktop
 
     try:
-        return open_desktop(spec, size, window_manager)
+        return open_desktop(spec, size, window_manager, backend=backend)
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     except DesktopError as exc:
@@ -82,13 +84,13 @@ def hold_display(display: str, wait: bool = False) -> Iterator[None]:
         yield
 
 
-def open_executor(display: str) -> Any:
+def open_executor(display: str, backend: str | None = None) -> Any:
     """The executor acting on `display`; EnvironmentProblem when input cannot be had there."""
     from actions.platform import open_executor as open_platform_executor
     from actions.result import ToolError
 
     try:
-        return open_platform_executor(display)
+        return open_platform_executor(display, backend=backend)
     except ToolError as exc:
         raise EnvironmentProblem(str(exc)) from None
 
@@ -128,10 +130,11 @@ class Session:
         self._stack = ExitStack()
         try:
             if desktop is None:
-                desktop = self._stack.enter_context(open_display(options.display, options.size))
+                desktop = self._stack.enter_context(open_display(options.display, options.size,
+                                                                 backend=options.backend))
             self.desktop = desktop
             self._stack.enter_context(hold_display(desktop.display, options.wait_display))
-            self.executor = open_executor(desktop.display)
+            self.executor = open_executor(desktop.display, options.backend)
             self._stack.callback(self.executor.close)
             self.screen = self.executor.screen
             self.mapping = ScreenMap(self.screen.size, self._model.image_size(self.screen.size), self.screen.scale)
@@ -157,7 +160,7 @@ class Session:
         hotkey_display = current_display() or self.desktop.display
         failsafe = self.desktop.display if self.desktop.kind == "host" else None
         try:
-            switch = KillSwitch(self.stop, hotkey_display, failsafe).start()
+            switch = KillSwitch(self.stop, hotkey_display, failsafe, backend=self.options.backend).start()
         except Exception as exc:  # e.g. no RECORD extension: the run goes on, stoppable with Ctrl-C
             print(f"deskpilot: the kill switch is unavailable ({exc}); use Ctrl-C to stop", file=sys.stderr)
             return
@@ -188,9 +191,12 @@ class Session:
 
     def recorder(self, kind: str, secrets: dict[str, str] | None = None, **meta: Any) -> RecordingWriter:
         """A recording of this session's screen in the options' output folder."""
+        from actions.platform import backend_name
+
         model = meta.pop("model", self.options.model.model)
         if self.options.model.grounder:  # the model that pointed is part of what ran
             meta["extra_meta"] = {**(meta.get("extra_meta") or {}), "grounder": self.options.model.grounder}
+        meta["extra_meta"] = {**(meta.get("extra_meta") or {}), "backend": backend_name(self.options.backend)}
         return RecordingWriter(
             self.options.out, kind, model=model,
             screen={"width": self.screen.size.width, "height": self.screen.size.height, "scale": self.screen.scale},

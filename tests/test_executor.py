@@ -1,4 +1,5 @@
-"""Every action of the vocabulary lands on a real window on Xvfb, at four screen sizes.
+"""Every action of the vocabulary lands on a real window on Xvfb: through the x11 backend at four
+screen sizes, through the portable backend (pyautogui, pynput) at one (it drives one display per process).
 
 Targets are chosen on the screen, converted to model space and mapped back, as a model's
 coordinates are; the probe window's received events must sit within one model pixel.
@@ -15,21 +16,27 @@ import pytest
 from actions.executor import Executor
 from actions.platform import open_executor
 from actions.platform.x11.desktop import VirtualDesktop
+from actions.result import ToolError
 from actions.vocabulary import parse_action
 from agent.models.anthropic import image_size as claude_image_size
-from tests.conftest import Probe, start_probe
+from tests.conftest import Probe
+from tests.portable_display import Launched, shared_desktop
 from vision.geometry import ScreenMap, Size
 
 SIZES = [Size(1024, 768), Size(1280, 800), Size(1920, 1080), Size(2560, 1440)]
+RIGS = [("x11", size) for size in SIZES] + [("portable", Size(1280, 800))]
 
 
 class Rig:
-    """A desktop with the probe window, an executor and the Claude mapping for its size."""
+    """A desktop with the probe window, an executor through `backend` and the Claude mapping for its size."""
 
-    def __init__(self, size: Size, tmp: Path) -> None:
-        self.desktop = VirtualDesktop(size).start()
-        self.probe: Probe = start_probe(self.desktop, tmp / "events.jsonl")
-        self.executor: Executor = open_executor(self.desktop.display)
+    def __init__(self, backend: str, size: Size, tmp: Path) -> None:
+        self.backend = backend
+        self.owned = backend == "x11"  # the portable backend's display is shared by the whole test process
+        self.desktop = VirtualDesktop(size).start() if self.owned else shared_desktop()
+        self.launched = Launched(self.desktop)
+        self.probe: Probe = self.launched.probe(tmp / "events.jsonl")
+        self.executor: Executor = open_executor(self.desktop.display, backend)
         self.map = ScreenMap(self.executor.screen.size, claude_image_size(self.executor.screen.size))
 
     def model_point(self, fx: float, fy: float) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -53,12 +60,15 @@ class Rig:
 
     def close(self) -> None:
         self.executor.close()
-        self.desktop.stop()
+        self.launched.end()
+        if self.owned:
+            self.desktop.stop()
 
 
-@pytest.fixture(scope="module", params=SIZES, ids=str)
+@pytest.fixture(scope="module", params=RIGS, ids=[f"{backend}-{size}" for backend, size in RIGS])
 def rig(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    rig = Rig(request.param, tmp_path_factory.mktemp(str(request.param)))
+    backend, size = request.param
+    rig = Rig(backend, size, tmp_path_factory.mktemp(f"{backend}-{size}"))
     yield rig
     rig.close()
 
@@ -225,3 +235,48 @@ def test_hold_key_and_wait(rig: Rig) -> None:
     rig.act({"action": "wait", "duration": 0.3}, model_space=False)
     assert 0.3 <= time.monotonic() - started < 1.0
 
+
+
+def test_held_keys_and_buttons_are_released_when_an_action_fails(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken_wheel(direction: str, clicks: int = 1) -> None:
+        raise ToolError("the wheel broke")
+
+    _, model = rig.model_point(0.5, 0.5)
+    monkeypatch.setattr(rig.executor.backend, "scroll", broken_wheel)  # fails while ctrl and shift are held
+    rig.probe.mark()
+    result = rig.executor.perform(parse_action({"action": "scroll", "coordinate": list(rig.map.to_screen(*model)),
+                                                "scroll_direction": "down", "scroll_amount": 1, "text": "ctrl+shift"}))
+    assert result.error == "the wheel broke"
+    events = rig.probe.wait_for(lambda ev: sum(e["type"] == "keyrelease" for e in ev) >= 2)
+    keys = [(e["type"], e["keysym"]) for e in events if e["type"] in ("keypress", "keyrelease")]
+    assert keys == [("keypress", "Control_L"), ("keypress", "Shift_L"), ("keyrelease", "Shift_L"),
+                    ("keyrelease", "Control_L")]
+    assert rig.executor.backend.held() == {"keys": [], "buttons": []}
+
+
+def test_a_cancelled_hold_releases_its_keys(rig: Rig) -> None:
+    import threading
+
+    rig.probe.mark()
+    threading.Timer(0.3, rig.executor.cancel).start()
+    started = time.monotonic()
+    result = rig.executor.perform(parse_action({"action": "hold_key", "text": "alt+shift", "duration": 10}))
+    assert "interrupted" in (result.error or "") and time.monotonic() - started < 2
+    events = rig.probe.wait_for(lambda ev: sum(e["type"] == "keyrelease" for e in ev) >= 2)
+    assert [e["keysym"] for e in events if e["type"] == "keyrelease"] == ["Shift_L", "Alt_L"]
+    assert rig.executor.backend.held() == {"keys": [], "buttons": []}
+
+
+@pytest.mark.parametrize("data,problem", [
+    ({"action": "left_click", "coordinate": [5000, 10]}, "(5000, 10) is outside the"),
+    ({"action": "left_click_drag", "start_coordinate": [10, 10], "coordinate": [10, 9000]}, "(10, 9000) is outside"),
+    ({"action": "scroll", "coordinate": [3000, 5], "scroll_direction": "up", "scroll_amount": 2}, "(3000, 5) is"),
+])
+def test_invalid_actions_execute_nothing(rig: Rig, data: dict, problem: str) -> None:
+    rig.probe.mark()
+    before = rig.executor.backend.position()
+    result = rig.executor.perform(parse_action(data))  # valid in shape, outside this screen
+    assert result.error is not None and problem in result.error
+    time.sleep(0.3)
+    assert [e for e in rig.probe.new_events() if e["type"] != "text"] == []
+    assert rig.executor.backend.position() == before

@@ -146,6 +146,17 @@ class Listener(Protocol):
 
 
 @dataclass(frozen=True)
+class Finding:
+    """One thing a backend checks for `deskpilot doctor`: what, whether it is fine, and the fix if not."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True  # a problem that stops deskpilot from acting (else a warning)
+
+
+@dataclass(frozen=True)
 class WindowInfo:
     """The window that has the keyboard focus: its class (as WM_CLASS: instance, class), title and id (if known)."""
 

@@ -33,8 +33,10 @@ be told apart from a person's at the X level and are recorded.
 
 Implementation: the platform's input listener (`actions.platform.open_listener`; on X11 the
 RECORD extension, decoding each key with the keymap the server used for it, see
-actions/platform/x11/listener.py), with the X server's event times. Frames come from mss at
-~15 fps on a thread (agent.replay.frames); each press takes the newest frame grabbed before it.
+actions/platform/x11/listener.py, with the X server's event times; on the portable backend
+pynput's listeners, see actions/platform/portable/listener.py); meta.json's `backend` names it.
+Frames come from mss at ~15 fps on a thread (agent.replay.frames); each press takes the newest
+frame grabbed before it.
 """
 
 from __future__ import annotations
@@ -119,7 +121,7 @@ def record(options: RunOptions, *, desktop: Any = None, stop: threading.Event | 
     as written, secrets masked). Raises BadInput for an invalid display and EnvironmentProblem
     when the display cannot be captured or recorded.
     """
-    from actions.platform import open_listener
+    from actions.platform import backend_name, open_listener
     from agent.errors import EnvironmentProblem, ExitCode, RecordingFailed
     from agent.recording.writer import RecordingWriter
     from agent.session import RunOutcome, open_display
@@ -129,12 +131,13 @@ def record(options: RunOptions, *, desktop: Any = None, stop: threading.Event | 
 
     stop = stop or threading.Event()
     usage = Usage()
-    if not sys.platform.startswith("linux"):
-        raise EnvironmentProblem(f"recording on {sys.platform} is not supported yet; deskpilot records X11 displays")
+    backend = backend_name(options.backend)
+    if backend == "x11" and not sys.platform.startswith("linux"):
+        raise EnvironmentProblem(f"the x11 backend records X11 displays; on {sys.platform} use --backend portable")
     install_executor_hook()
     with contextlib.ExitStack() as stack:
         if desktop is None:
-            desktop = stack.enter_context(open_display(options.display, options.size))
+            desktop = stack.enter_context(open_display(options.display, options.size, backend=backend))
         display = desktop.display
         screen = Screen(display)
         stack.callback(_quietly, screen.close)  # mss raises on close when the server is gone
@@ -152,7 +155,7 @@ def record(options: RunOptions, *, desktop: Any = None, stop: threading.Event | 
                     event.frame = ring.before(event.t)
                 events.put(event)
 
-            listener = open_listener(display, sink)
+            listener = open_listener(display, sink, backend=backend)
             stack.callback(listener.stop)
             listener.start()
         except (CaptureError, RuntimeError, OSError) as exc:
@@ -162,7 +165,8 @@ def record(options: RunOptions, *, desktop: Any = None, stop: threading.Event | 
 
         writer = RecordingWriter(
             options.out, "human", screen={"width": size.width, "height": size.height, "scale": scale},
-            extra_meta={"display": display, "hotkeys": {"stop": STOP_HOTKEY, "secret": SECRET_HOTKEY}})
+            extra_meta={"display": display, "backend": backend,
+                        "hotkeys": {"stop": STOP_HOTKEY, "secret": SECRET_HOTKEY}})
         started = time.monotonic()
         interrupted: list[int] = []
 

@@ -3,8 +3,9 @@
 Either one calls `trigger(reason)`; the session then sets its stop event and cancels the
 running action, which releases held keys and buttons. The hotkey is Ctrl+Alt+Shift+K; it
 works whichever window has focus, because the platform's input listener hears the display's
-input (on X11 through the RECORD extension, the listener `deskpilot record` uses), not a
-window's. The fail-safe corner works like pyautogui's: the pointer pushed into a corner of the
+input (on X11 through the RECORD extension, the listener `deskpilot record` uses; on the
+portable backend through pynput's listeners), not a window's. The fail-safe corner works like
+pyautogui's (whose own fail-safe deskpilot turns off): the pointer pushed into a corner of the
 host screen stops the run.
 """
 
@@ -41,8 +42,9 @@ class KillSwitch:
     """Calls `trigger(reason)` on the hotkey (on `hotkey_display`) or the fail-safe corner (on `failsafe_display`)."""
 
     def __init__(self, trigger: Callable[[str], None], hotkey_display: str | None,
-                 failsafe_display: str | None = None) -> None:
+                 failsafe_display: str | None = None, backend: str | None = None) -> None:
         self.trigger, self.hotkey_display, self.failsafe_display = trigger, hotkey_display, failsafe_display
+        self.backend = backend  # the platform backend that listens (None: the default)
         self._listeners: list[Any] = []
         self._held: set[str] = set()
         self._corners: set[tuple[int, int]] = set()
@@ -65,7 +67,7 @@ class KillSwitch:
             for display in dict.fromkeys(displays):
                 failsafe = display == self.failsafe_display
                 listener = open_listener(display, self._sink(display == self.hotkey_display, failsafe),
-                                         motion=failsafe)
+                                         motion=failsafe, backend=self.backend)
                 if failsafe:
                     self._corners = corners(listener.size)
                 self._listeners.append(listener)

@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     from agent.ui import options as opt
 
     display, display_only = opt.display_options(), opt.display_options(size=False)
+    backend = opt.backend_option()
     run_out = opt.out_option()
     parser = argparse.ArgumentParser(prog="deskpilot", description="A computer-use desktop agent.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -26,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "ui-tars, qwen2.5-vl, qwen3-vl, openai, chat); repeat with "
                                                  "--rollouts to cycle models")
     run = sub.add_parser("run", help="run a goal with the model (or a task file)",
-                         parents=[models, opt.model_server_options(), display, run_out, opt.budget_options(),
+                         parents=[models, opt.model_server_options(), display, backend, run_out, opt.budget_options(),
                                   opt.confirm_option()])
     run.add_argument("goal", metavar="GOAL|TASK.yaml", help="what the agent should do, or a task file")
     run.add_argument("--tool-version", default=None,
@@ -40,10 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--apply", action="store_true", help="with --rollouts: replay the chosen attempt onto --display")
 
     sub.add_parser("record", help="record a person's work on a display until the stop hotkey or Ctrl-C",
-                   parents=[display, opt.out_option("the recording")])
+                   parents=[display, backend, opt.out_option("the recording")])
 
     replay = sub.add_parser("replay", help="replay a recording, finding every target again on the live screen",
-                            parents=[display_only, opt.out_option("the replay's recording"), opt.confirm_option()])
+                            parents=[display_only, backend, opt.out_option("the replay's recording"),
+                                     opt.confirm_option()])
     replay.add_argument("recording", help="a recording folder")
     replay.add_argument("--from", dest="start", type=int, default=None, metavar="I",
                         help="first step to replay (its index i, default 0)")
@@ -64,18 +66,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the task file's JSON Schema")
     sub.add_parser("demo", help="run the demo task on a virtual display (no API key needed)", parents=[run_out])
-    doctor = sub.add_parser("doctor", help="check the environment and say how to fix problems", parents=[display_only])
+    doctor = sub.add_parser("doctor", help="check the environment and say how to fix problems",
+                            parents=[display_only, backend])
     doctor.add_argument("--model", type=opt.model_spec, default=None, help="also check this model can be reached")
     doctor.add_argument("--base-url", type=opt.server_url, default=None, metavar="URL",
                         help="also check this OpenAI-compatible server answers (and serves --model)")
 
     act = sub.add_parser("act", help="perform canonical actions (JSON, screen pixels) in order",
-                         parents=[display, run_out, opt.confirm_option()])
+                         parents=[display, backend, run_out, opt.confirm_option()])
     act.add_argument("actions", nargs="+", metavar="ACTION",
                      help='e.g. \'{"action":"left_click","coordinate":[200,150]}\'')
 
     shot = sub.add_parser("screenshot", help="save the screen, or the image exactly as the model receives it",
-                          parents=[display])
+                          parents=[display, backend])
     shot.add_argument("--model-size", action="store_true", help="resize to the model's image size")
     shot.add_argument("--out", help="output PNG file (default screenshot-<time>.png)")
     return parser
@@ -85,7 +88,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     """Print the environment checks; exit 4 when something required is missing."""
     from agent.ui.doctor import format_table, healthy, run_checks
 
-    checks = run_checks(args.display, model=args.model, base_url=args.base_url)
+    checks = run_checks(args.display, args.backend, model=args.model, base_url=args.base_url)
     print(format_table(checks))
     if healthy(checks):
         print("deskpilot is ready.")
@@ -122,8 +125,9 @@ def cmd_act(args: argparse.Namespace) -> int:
     from vision.settle import SettleConfig
 
     _actions(args.actions)  # shape first, before a display is opened
-    with open_display(args.display, args.size) as desktop, hold_display(desktop.display, args.wait_display), \
-            closing(open_executor(desktop.display)) as executor:
+    with open_display(args.display, args.size, backend=args.backend) as desktop, \
+            hold_display(desktop.display, args.wait_display), \
+            closing(open_executor(desktop.display, args.backend)) as executor:
         screen = executor.screen
         actions = _actions(args.actions, screen)
         guard = _act_guard(args, desktop.display)  # a bad policy file is bad input (exit 2) before anything acts
@@ -202,7 +206,8 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
         raise BadInput(f"--out {out}: screenshots are saved as PNG; use a .png file name")
     if not out.parent.is_dir():
         raise BadInput(f"--out {out}: folder {out.parent} does not exist")
-    with open_display(args.display, args.size) as desktop, Screen(desktop.display) as screen:
+    with open_display(args.display, args.size, backend=args.backend) as desktop, \
+            Screen(desktop.display or None) as screen:
         try:
             frame = screen.grab()
         except CaptureError as exc:
@@ -229,7 +234,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         model=model_config(args, models[0] if models else None, tool_version=args.tool_version,
                            thinking_budget=args.thinking),
         loop=LoopConfig(limits=limits(args)), display=args.display, size=args.size, out=Path(args.out),
-        wait_display=args.wait_display)
+        wait_display=args.wait_display, backend=args.backend)
     callbacks = Callbacks(on_step=print_step, confirm_mode=args.confirm)
     if args.rollouts is not None:
         from agent.rollouts.run import run_rollouts
@@ -292,7 +297,8 @@ def cmd_record(args: argparse.Namespace) -> int:
     from agent.replay.recorder import record
     from agent.session import RunOptions
 
-    outcome = record(RunOptions(display=args.display, size=args.size, out=Path(args.out)), on_step=print_step)
+    outcome = record(RunOptions(display=args.display, size=args.size, out=Path(args.out), backend=args.backend),
+                     on_step=print_step)
     print(f"{outcome.result.status}: {outcome.result.message}")
     print(f"recording: {outcome.recording}")
     return outcome.result.exit_code
@@ -304,10 +310,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from agent.replay.replayer import replay
     from agent.session import RunOptions
 
-    outcome = replay(Path(args.recording), RunOptions(display=args.display, out=Path(args.out),
-                                                      wait_display=args.wait_display), start=args.start,
-                     end=args.end, speed=args.speed, verify=not args.no_verify, on_step=print_replay_step,
-                     confirm_mode=args.confirm)
+    options = RunOptions(display=args.display, out=Path(args.out), wait_display=args.wait_display,
+                         backend=args.backend)
+    outcome = replay(Path(args.recording), options, start=args.start, end=args.end, speed=args.speed,
+                     verify=not args.no_verify, on_step=print_replay_step, confirm_mode=args.confirm)
     print(f"{outcome.result.status}: {outcome.result.message}")
     print(f"recording: {outcome.recording}")
     return outcome.result.exit_code

@@ -22,51 +22,81 @@ class Check:
     required: bool = True
 
 
-def run_checks(display: str = "auto", model: str | None = None, base_url: str | None = None) -> list[Check]:
+def run_checks(display: str = "auto", backend: str | None = None, model: str | None = None,
+               base_url: str | None = None) -> list[Check]:
     """Run every check against the display deskpilot would use for `display`; with `model` or
     `base_url` (or OPENAI_BASE_URL), also whether that model can be reached (see `model_checks`)."""
-    return _environment_checks(display) + model_checks(model, base_url)
+    return _environment_checks(display, backend) + model_checks(model, base_url)
 
 
-def _environment_checks(display: str) -> list[Check]:
-    from actions.platform import DesktopError, open_desktop
+def _environment_checks(display: str, backend: str | None = None) -> list[Check]:
+    from actions.platform import DesktopError, backend_name, open_desktop
 
+    name = backend_name(backend)
     checks = [
         Check("python", "ok" if sys.version_info >= (3, 10) else "FAIL", sys.version.split()[0],
               "" if sys.version_info >= (3, 10) else "use Python 3.10 or newer"),
-        _which("Xvfb", "xvfb", "virtual desktops (--display virtual)",
-               required=display == "virtual" or (display == "auto" and not os.environ.get("DISPLAY"))),
-        _which("openbox", "openbox", "a window manager on virtual desktops", required=False),
+        Check("backend", "ok", f"{name} ({_why_backend(backend)})"),
     ]
+    if not sys.platform.startswith(("darwin", "win32")):  # X platforms: virtual desktops are Xvfb's
+        checks += [
+            _which("Xvfb", "xvfb", "virtual desktops (--display virtual)",
+                   required=display == "virtual" or (display == "auto" and not os.environ.get("DISPLAY"))),
+            _which("openbox", "openbox", "a window manager on virtual desktops", required=False),
+        ]
     try:
-        desktop = open_desktop(display)
+        desktop = open_desktop(display, backend=backend)
     except (DesktopError, ValueError) as exc:
-        checks.append(Check("display", "FAIL", str(exc), "set DISPLAY, or install Xvfb for --display virtual"))
+        fix = "use --display host" if sys.platform.startswith(("darwin", "win32")) else \
+            "set DISPLAY, or install Xvfb for --display virtual"
+        checks.append(Check("display", "FAIL", str(exc), fix))
         return checks + _optional_checks()
     with desktop:
-        checks.append(Check("display", "ok", f"{desktop.display} ({desktop.kind})"))
-        checks += _display_checks(desktop.display, virtual=desktop.kind == "virtual")
+        checks.append(Check("display", "ok", f"{desktop.display or 'the screen'} ({desktop.kind})"))
+        checks += _display_checks(desktop.display, virtual=desktop.kind == "virtual", backend=backend)
     return checks + _optional_checks()
 
 
-def _display_checks(display: str, virtual: bool) -> list[Check]:
-    from actions.platform import open_executor
+def _why_backend(backend: str | None) -> str:
+    if backend:
+        return "--backend"
+    if os.environ.get("DESKPILOT_BACKEND"):
+        return "DESKPILOT_BACKEND"
+    if sys.platform.startswith(("darwin", "win32")):
+        return f"default on {sys.platform}"
+    return "default: an X server is reachable" if _x_default() else "default: no X server reachable"
+
+
+def _x_default() -> bool:
+    from actions.platform import default_backend
+
+    return default_backend() == "x11"
+
+
+def _display_checks(display: str, virtual: bool, backend: str | None = None) -> list[Check]:
+    from actions.platform import backend_checks, backend_name, open_executor
     from actions.result import ToolError
     from vision.capture import CaptureError
 
+    name = backend_name(backend)
+    checks = [Check(f.name, "ok" if f.ok else ("FAIL" if f.required else "warn"), f.detail, f.fix, f.required)
+              for f in backend_checks(display or None, backend)]
     try:
-        executor = open_executor(display)
+        executor = open_executor(display or None, backend)
     except ToolError as exc:
-        return [Check("input injection", "FAIL", str(exc), "the X server needs the XTEST extension")]
+        fix = "the X server needs the XTEST extension" if name == "x11" else "see the lines above"
+        return checks + [Check("input injection", "FAIL", str(exc), fix)]
     try:
         started = time.monotonic()
         frame = executor.screen.grab()
         grab_ms = (time.monotonic() - started) * 1000
         size, scale = executor.screen.size, executor.screen.scale
-        checks = [Check("screen", "ok", f"{size} pixels, scale {scale:g}, capture {grab_ms:.0f} ms")]
+        points = executor.screen.logical_size
+        checks.append(Check("screen", "ok", f"{size} pixels = {points} points (scale {scale:g}), "
+                                            f"capture {grab_ms:.0f} ms"))
         del frame
     except CaptureError as exc:
-        return [Check("screen capture", "FAIL", str(exc), "check that the display is reachable (xdpyinfo)")]
+        return checks + [Check("screen capture", "FAIL", str(exc), "check that the display is reachable (xdpyinfo)")]
     try:
         x, y = executor.backend.position()
         # on a virtual desktop move and read back; on the user's own desktop do not move their pointer
@@ -76,16 +106,29 @@ def _display_checks(display: str, virtual: bool) -> list[Check]:
         if virtual:
             executor.backend.move(x, y)
         ok = moved == target
+        how = "XTEST" if name == "x11" else name
         checks.append(Check("input injection", "ok" if ok else "FAIL",
-                            f"XTEST pointer move {'verified' if ok else f'landed at {moved}, not {target}'}",
-                            "" if ok else "the X server ignores XTEST input"))
-        record = executor.backend.has_extension("RECORD")
-        checks.append(Check("kill switch", "ok" if record else "warn",
-                            "RECORD extension present (hotkey Ctrl+Alt+Shift+K)" if record else "no RECORD extension",
-                            "" if record else "the hotkey cannot work; stop runs with Ctrl-C", required=False))
+                            f"{how} pointer move {'verified' if ok else f'landed at {moved}, not {target}'}",
+                            "" if ok else "the display ignores injected input"))
     finally:
         executor.close()
+    checks.append(_listener_check(display, backend))
     return checks
+
+
+def _listener_check(display: str, backend: str | None) -> Check:
+    """Start the backend's input listener for a moment: the kill switch and `deskpilot record` need it."""
+    from actions.platform import open_listener
+
+    try:
+        listener = open_listener(display, lambda event: None, backend=backend)
+        listener.start(timeout=3)
+        listener.stop()
+    except Exception as exc:
+        return Check("kill switch", "warn", f"no input listener: {type(exc).__name__}: {exc}",
+                     "the hotkey and `deskpilot record` cannot work; stop runs with Ctrl-C", required=False)
+    return Check("kill switch", "ok", "input listener works (hotkey Ctrl+Alt+Shift+K, deskpilot record)",
+                 required=False)
 
 
 def _optional_checks() -> list[Check]:

@@ -29,6 +29,15 @@ def is_x_display(text: str) -> bool:
     return bool(_X_DISPLAY_RE.match(text))
 
 
+def backend(text: str) -> str:
+    """A `--backend` value: a platform backend's name (x11, portable)."""
+    from actions.platform import known_backends
+
+    if text not in known_backends():
+        raise argparse.ArgumentTypeError(f"invalid backend {text!r}: use {' or '.join(known_backends())}")
+    return text
+
+
 def screen_size(text: str) -> Any:
     """A `WxH` size (e.g. 1280x800), as `vision.geometry.Size`."""
     from vision.geometry import Size
@@ -111,6 +120,15 @@ def display_options(*, size: bool = True, display_help: str = DISPLAY_HELP,
                         help="when another deskpilot acts on the display, wait for it (default: exit 4 at once)")
     if size:
         parser.add_argument("--size", type=screen_size, help=size_help)
+    return parser
+
+
+def backend_option() -> argparse.ArgumentParser:
+    """`--backend x11|portable`: how deskpilot drives and hears the desktop."""
+    parser = _parent()
+    parser.add_argument("--backend", type=backend, default=None, metavar="x11|portable",
+                        help="platform backend: x11 (XTest, RECORD) or portable (pyautogui, pynput); default "
+                             "$DESKPILOT_BACKEND, else x11 where an X server is reachable, else portable")
     return parser
 
 
