@@ -3,9 +3,12 @@
 A query of one or more words matches a run of consecutive OCR words on one visual line, which
 may span several OCR boxes (two labels side by side). By default case is ignored and OCR slips
 are tolerated: punctuation is dropped, look-alikes (0/O, 1/l/I, 5/S, rn/m) are folded, and the
-score is `1 - edit distance / length`; `exact=True` asks for the same words, case-sensitive, with
-only punctuation at the run's outer edges ignored. A run that covers only part of an OCR line
-(the "Save" of "Save as") scores 0.01 lower than a whole one, so the whole one wins.
+score is `1 - edit distance / length`. `exact=True` means exact: the query's words must be the
+whole text of one OCR word box, or for several words of a run of consecutive boxes on one line,
+case and punctuation included, nothing stripped (`1` does not match a key read as `+1-`); only
+the spaces between words are not compared (`"Save  as"` is `"Save as"`). A run that covers only
+part of an OCR line (the "Save" of "Save as") scores 0.01 lower than a whole one, so the whole
+one wins.
 """
 
 from __future__ import annotations
@@ -46,16 +49,6 @@ class TextMatch:
 
 
 _FOLD = str.maketrans({"0": "o", "1": "l", "i": "l", "|": "l", "5": "s", "8": "b"})
-
-
-def strip_punctuation(text: str) -> str:
-    """`text` without punctuation or symbols at either end."""
-    start, end = 0, len(text)
-    while start < end and unicodedata.category(text[start])[0] in "PS":
-        start += 1
-    while end > start and unicodedata.category(text[end - 1])[0] in "PS":
-        end -= 1
-    return text[start:end]
 
 
 def normalize(text: str) -> str:
@@ -166,7 +159,7 @@ def _score_runs(pool: Sequence[TextBox], query: str, *, exact: bool, floor: floa
                     break
                 text = " ".join(w.text for w in run)
                 if exact:
-                    if len(run) != len(q_words) or q_text not in (text, strip_punctuation(text)):
+                    if len(run) != len(q_words) or text != q_text:
                         continue
                     likeness = 1.0
                 elif q_norm:
@@ -180,6 +173,16 @@ def _score_runs(pool: Sequence[TextBox], query: str, *, exact: bool, floor: floa
                     scored.append(TextMatch(text, union([w.box for w in run]), score, confidence, tuple(run)))
     scored.sort(key=lambda m: (-m.score, -m.confidence, len(m.words)))
     return scored
+
+
+def loose_lines(words: Sequence[TextBox], query: str, floor: float) -> dict[int, float]:
+    """Line id -> the best fuzzy score of any run of words through that line (runs scoring at
+    least `floor` only): which lines could hold `query`, judged on a rough reading."""
+    best: dict[int, float] = {}
+    for m in _score_runs([w for w in words if w.text.strip()], query, exact=False, floor=floor):
+        for w in m.words:
+            best[w.line] = max(best.get(w.line, 0.0), m.score)
+    return best
 
 
 def _closest(scored: Sequence[TextMatch], limit: int = 5) -> list[TextMatch]:

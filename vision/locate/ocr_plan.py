@@ -1,0 +1,75 @@
+"""Query-led reading: which detected lines a look-up must read, and which it must read accurately.
+
+A look-up for a query reads, in order:
+1. with the fast recogniser, every unread line whose row is wide enough to hold the query
+   (`could_hold`); narrower rows are left for later (a background read, for the cache);
+2. with the accurate recogniser, every line whose rough reading comes near the query
+   (`LOOSE_SCORE`), unless the rough reading already matches it perfectly (and the query is not
+   `exact`, which always trusts only the accurate reading). The final match is judged on those
+   readings, so a rough misreading can neither invent nor hide a near match.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from vision.locate.ocr_engine import Line
+from vision.locate.text_match import PARTIAL_PENALTY, loose_lines, normalize
+
+LOOSE_SCORE = 0.6  # a rough reading this close to the query gets read accurately
+MIN_GLYPH_WIDTH = 0.12  # of a line box's height: narrower than any glyph of a UI font (an "i" is ~0.2)
+
+
+def needed_glyphs(query: str, *, exact: bool, min_score: float) -> int:
+    """The fewest glyphs a run of text can have and still match `query`."""
+    if exact:
+        return len("".join(query.split()))
+    letters = len(normalize(query))
+    if letters == 0:  # symbols only: compared as they are
+        return len("".join(query.split()))
+    return max(1, math.ceil(min_score * letters))
+
+
+def rows(lines: Sequence[Line]) -> list[list[Line]]:
+    """Lines in chains along one text row, split where the gap exceeds two line heights: the
+    boxes a phrase may span (as `text_match` chains words)."""
+    chains: list[list[Line]] = []
+    for line in sorted(lines, key=lambda ln: ((ln.box[1] + ln.box[3]) / 2, ln.box[0])):
+        h = line.box[3] - line.box[1]
+        for chain in reversed(chains[-4:]):
+            last = chain[-1].box
+            lh = last[3] - last[1]
+            same_row = abs((line.box[1] + line.box[3]) - (last[1] + last[3])) / 2 <= 0.35 * min(h, lh)
+            if same_row and -min(h, lh) <= line.box[0] - last[2] <= 2 * min(h, lh):
+                chain.append(line)
+                break
+        else:
+            chains.append([line])
+    return chains
+
+
+def could_hold(lines: Sequence[Line], query: str, *, exact: bool, min_score: float) -> list[Line]:
+    """The lines whose row (with its neighbours) is wide enough for the query's glyphs."""
+    glyphs = needed_glyphs(query, exact=exact, min_score=min_score)
+    keep: list[Line] = []
+    for chain in rows(lines):
+        width = sum(ln.box[2] - ln.box[0] for ln in chain)
+        height = min(ln.box[3] - ln.box[1] for ln in chain)
+        if width >= glyphs * MIN_GLYPH_WIDTH * height:
+            keep.extend(chain)
+    return keep
+
+
+def to_confirm(lines: Sequence[Line], query: str, *, exact: bool) -> list[Line]:
+    """Read lines whose best reading comes near the query but has not been read accurately,
+    except those whose rough reading already matches perfectly (for a fuzzy query)."""
+    pending = [ln for ln in lines if ln.read and ln.accurate is None]
+    if not pending:
+        return []
+    if not normalize(query):  # symbols only: a rough reading cannot be trusted to rule them out
+        return pending
+    words = [w for ln in lines for w in ln.words]
+    near = loose_lines(words, query, LOOSE_SCORE)
+    perfect = 1.0 - PARTIAL_PENALTY - 1e-9
+    return [ln for ln in pending if ln.id in near and (exact or near[ln.id] < perfect)]
