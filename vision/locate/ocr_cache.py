@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from vision.diff import changed_pixels, changed_tiles
-from vision.locate.find import Box, box_area, check_region, inside, intersect, union
+from vision.locate.find import Box, box_area, check_region, inside, intersect, iou, union
 from vision.locate.ocr_engine import Line, OcrEngine, TextBox, as_bgr, frame_box, get_engine, pixels_of
-from vision.locate.ocr_plan import could_hold, to_confirm
+from vision.locate.ocr_plan import could_hold, needs_full_size, to_confirm
 from vision.locate.text_match import DEFAULT_MIN_SCORE, TextMatch, match_text
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ class OcrStats:
     lines_accurate: int = 0
     lines_background: int = 0
     lines_deferred: int = 0  # left unread by a look-up (their row could not hold the query)
+    full_size_detections: int = 0  # frames detected again at full size, for a short query
 
 
 class TextFinder:
@@ -65,6 +66,7 @@ class TextFinder:
         self._pixels: np.ndarray | None = None
         self._origin: tuple[int, int] = (0, 0)
         self._lines: list[Line] = []
+        self._full_size = False  # the lines come from a full-size detection
 
     def reset(self) -> None:
         """Forget the cached frame and lines."""
@@ -100,6 +102,8 @@ class TextFinder:
         with self._locked():
             engine = self._update(frame)
             assert self._pixels is not None
+            if not self._full_size and needs_full_size(query, exact=exact, min_score=min_score):
+                self._detect_full_size(engine)
             pool = [ln for ln in self._lines if region is None or intersect(ln.box, region)]
             wanted = [ln for ln in could_hold(pool, query, exact=exact, min_score=min_score) if not ln.read]
             engine.read_lines(self._pixels, self._origin, wanted, accurate=False)
@@ -149,7 +153,7 @@ class TextFinder:
         kept = [ln for ln in self._lines if not any(intersect(ln.box, r) for r in regions)]
         for r in regions:
             x0, y0, x1, y1 = r[0] - origin[0], r[1] - origin[1], r[2] - origin[0], r[3] - origin[1]
-            kept.extend(engine.lines(pixels[y0:y1, x0:x1], (r[0], r[1])))
+            kept.extend(engine.lines(pixels[y0:y1, x0:x1], (r[0], r[1]), full_size=self._full_size))
             self.stats.ocr_calls += 1
             self.stats.ocr_pixels += box_area(r)
         self.stats.partial_reads += 1
@@ -158,13 +162,27 @@ class TextFinder:
         return engine
 
     def _detect_all(self, engine: OcrEngine, pixels: np.ndarray, origin: tuple[int, int]) -> OcrEngine:
-        self._lines = engine.lines(pixels, origin)
+        self._lines, self._full_size = engine.lines(pixels, origin), False
         self.stats.ocr_calls += 1
         self.stats.ocr_pixels += pixels.shape[0] * pixels.shape[1]
         self.stats.full_reads += 1
         self.stats.last_regions = [frame_box(pixels, origin)]
         self._pixels, self._origin = pixels.copy(), origin
         return engine
+
+    def _detect_full_size(self, engine: OcrEngine) -> None:
+        """Detect the current frame again at full size (lone small glyphs); lines found both
+        times keep what was read there."""
+        assert self._pixels is not None
+        lines = engine.lines(self._pixels, self._origin, full_size=True)
+        for line in lines:
+            same = max(self._lines, key=lambda old: iou(old.box, line.box), default=None)
+            if same is not None and iou(same.box, line.box) >= 0.8:
+                line.box, line.id, line.fast, line.accurate = same.box, same.id, same.fast, same.accurate
+        self._lines, self._full_size = lines, True
+        self.stats.ocr_calls += 1
+        self.stats.ocr_pixels += self._pixels.shape[0] * self._pixels.shape[1]
+        self.stats.full_size_detections += 1
 
     def _regions_to_read(self, changed: np.ndarray, origin: tuple[int, int]) -> list[Box]:
         """Screen boxes to detect again: the padded changed tiles, grown over the lines they touch."""

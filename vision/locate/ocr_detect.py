@@ -27,7 +27,8 @@ class DetectConfig:
     `min_scale`: a 1280x800 screen is seen at 0.6, 1920x1080 at 0.5. Measured on a 1280x800
     editor: at 0.6 every line that full size finds is found in about a third of the time;
     at 0.5 its white-on-blue window title is lost; on a 1920x1080 Tk form 0.5 finds all 91
-    lines. `thresh`,
+    lines. Lone glyphs (calculator keys) are lost below full size: a short query asks for a
+    full-size detection (`TextDetector.detect(full_size=True)`). `thresh`,
     `box_thresh` and `unclip` are DB's pixel threshold, minimum region score and growth ratio.
     """
 
@@ -57,15 +58,19 @@ class TextDetector:
         self._session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
 
-    def detect(self, pixels: np.ndarray) -> list[Box]:
-        """Boxes (image pixels, x1/y1 exclusive) of the text lines in a BGR image, top to bottom."""
+    def detect(self, pixels: np.ndarray, *, full_size: bool = False) -> list[Box]:
+        """Boxes (image pixels, x1/y1 exclusive) of the text lines in a BGR image, top to bottom.
+
+        `full_size`: detect on the image as it is, not shrunk: slower, but finds lone small
+        glyphs (a calculator's "1" key) that the shrunk image loses.
+        """
         import cv2
         import numpy as np
 
         h, w = pixels.shape[:2]
         if h < 4 or w < 4:
             return []
-        scale = self.config.scale_for(h, w)
+        scale = 1.0 if full_size else self.config.scale_for(h, w)
         small = pixels if scale >= 1.0 else cv2.resize(pixels, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         sh, sw = small.shape[:2]
         ph, pw = max(32, -(-sh // 32) * 32), max(32, -(-sw // 32) * 32)
