@@ -3,6 +3,7 @@ and reads only the lines a query needs (`ocr_plan`)."""
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 from collections.abc import Sequence
@@ -21,6 +22,19 @@ if TYPE_CHECKING:
     from vision.capture import Frame
 
 BACKGROUND_CHUNK = 8  # lines the background reader reads at a time (a look-up waits at most for one chunk)
+_workers: set[threading.Thread] = set()
+_closing = threading.Event()
+
+
+def _stop_background_readers() -> None:
+    """At exit: let running background readers finish their chunk and stop (a thread still inside
+    onnxruntime when the interpreter ends would abort the process)."""
+    _closing.set()
+    for worker in list(_workers):
+        worker.join(timeout=10)
+
+
+atexit.register(_stop_background_readers)
 
 
 @dataclass
@@ -150,10 +164,14 @@ class TextFinder:
         regions = self._regions_to_read(changed, origin)
         if sum(box_area(r) for r in regions) > self.full_fraction * frame_area:
             return self._detect_all(engine, pixels, origin)
-        kept = [ln for ln in self._lines if not any(intersect(ln.box, r) for r in regions)]
+        # Lines centred in a changed region are detected again; new lines count only where they are
+        # centred in their region and are not a kept line seen again (line boxes of adjacent rows overlap).
+        kept = [ln for ln in self._lines if not any(inside(ln.box, r) for r in regions)]
         for r in regions:
             x0, y0, x1, y1 = r[0] - origin[0], r[1] - origin[1], r[2] - origin[0], r[3] - origin[1]
-            kept.extend(engine.lines(pixels[y0:y1, x0:x1], (r[0], r[1]), full_size=self._full_size))
+            found = engine.lines(pixels[y0:y1, x0:x1], (r[0], r[1]), full_size=self._full_size)
+            kept.extend(ln for ln in found
+                        if inside(ln.box, r) and not any(iou(ln.box, k.box) > 0.5 for k in kept))
             self.stats.ocr_calls += 1
             self.stats.ocr_pixels += box_area(r)
         self.stats.partial_reads += 1
@@ -185,13 +203,13 @@ class TextFinder:
         self.stats.full_size_detections += 1
 
     def _regions_to_read(self, changed: np.ndarray, origin: tuple[int, int]) -> list[Box]:
-        """Screen boxes to detect again: the padded changed tiles, grown over the lines they touch."""
+        """Screen boxes to detect again: the padded changed tiles, each grown once over the lines it
+        touches (so a line that changed in part is detected whole), overlapping ones merged."""
         ox, oy = origin
         regions = [(x0 + ox, y0 + oy, x1 + ox, y1 + oy)
                    for x0, y0, x1, y1 in changed_tiles(changed, tile=self.tile, pad=self.pad)]
-        # Grow over touched lines and merge overlapping regions until nothing changes.
-        while True:
-            grown = [union([r, *(ln.box for ln in self._lines if intersect(ln.box, r))]) for r in regions]
+        grown = [union([r, *(ln.box for ln in self._lines if intersect(ln.box, r))]) for r in regions]
+        while True:  # merge until no two overlap (growing once: adjacent rows' boxes overlap, no cascade)
             merged: list[Box] = []
             for r in grown:
                 for k, m in enumerate(merged):
@@ -200,9 +218,9 @@ class TextFinder:
                         break
                 else:
                     merged.append(r)
-            if merged == regions:
-                return regions
-            regions = merged
+            if len(merged) == len(grown):
+                return merged
+            grown = merged
 
     def _read_rest_later(self) -> None:
         """Start the background reader when some lines are still unread."""
@@ -210,20 +228,26 @@ class TextFinder:
             return
         if all(ln.read for ln in self._lines):
             return
+        if _closing.is_set():
+            return
         self._worker = threading.Thread(target=self._read_rest, name="deskpilot-ocr-background", daemon=True)
+        _workers.add(self._worker)
         self._worker.start()
 
     def _read_rest(self) -> None:
         """Fast-read the unread lines of the current frame, a chunk at a time, giving way to look-ups."""
-        while True:
-            while self._waiting:
-                time.sleep(0.005)
-            with self._lock:
-                chunk = _unread(self._lines)[:BACKGROUND_CHUNK]
-                if not chunk or self._pixels is None:
-                    return
-                get_engine().read_lines(self._pixels, self._origin, chunk, accurate=False)
-                self.stats.lines_background += len(chunk)
+        try:
+            while not _closing.is_set():
+                while self._waiting:
+                    time.sleep(0.005)
+                with self._lock:
+                    chunk = _unread(self._lines)[:BACKGROUND_CHUNK]
+                    if not chunk or self._pixels is None:
+                        return
+                    get_engine().read_lines(self._pixels, self._origin, chunk, accurate=False)
+                    self.stats.lines_background += len(chunk)
+        finally:
+            _workers.discard(threading.current_thread())
 
 
 def _unread(lines: Sequence[Line]) -> list[Line]:
