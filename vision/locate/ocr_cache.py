@@ -123,7 +123,7 @@ class TextFinder:
             engine.read_lines(self._pixels, self._origin, wanted, accurate=False)
             self.stats.lines_fast += len(wanted)
             self.stats.lines_deferred += sum(1 for ln in pool if not ln.read)
-            confirm = to_confirm(pool, query, exact=exact)
+            confirm = to_confirm(pool, query, exact=exact, min_score=min_score)
             engine.read_lines(self._pixels, self._origin, confirm, accurate=True)
             self.stats.lines_accurate += len(confirm)
             words = [w for ln in pool for w in ln.words]

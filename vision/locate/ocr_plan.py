@@ -4,9 +4,10 @@ A look-up for a query reads, in order:
 1. with the fast recogniser, every unread line whose row is wide enough to hold the query
    (`could_hold`); narrower rows are left for later (a background read, for the cache);
 2. with the accurate recogniser, every line whose rough reading comes near the query
-   (`LOOSE_SCORE`), unless the rough reading already matches it perfectly (and the query is not
-   `exact`, which always trusts only the accurate reading). The final match is judged on those
-   readings, so a rough misreading can neither invent nor hide a near match.
+   (`LOOSE_SCORE`) and near enough the best match to compete with it (`to_confirm`), unless the
+   rough reading already matches perfectly (and the query is not `exact`, which always trusts
+   only the accurate reading). The final match is judged on those readings, so a rough
+   misreading of a few characters can neither invent nor hide a competing match.
 A query of up to SHORT_GLYPHS characters first has the frame detected again at full size: the
 shrunk image the detector normally sees loses lone small glyphs (a calculator's keys).
 """
@@ -69,15 +70,23 @@ def could_hold(lines: Sequence[Line], query: str, *, exact: bool, min_score: flo
     return keep
 
 
-def to_confirm(lines: Sequence[Line], query: str, *, exact: bool) -> list[Line]:
-    """Read lines whose best reading comes near the query but has not been read accurately,
-    except those whose rough reading already matches perfectly (for a fuzzy query)."""
+def to_confirm(lines: Sequence[Line], query: str, *, exact: bool, min_score: float) -> list[Line]:
+    """Lines to read accurately: those not read accurately yet whose rough reading could, read
+    again, decide the look-up: near the query (>= LOOSE_SCORE) and within `slack` of the best score
+    seen (or of `min_score` while nothing reaches it), except a fuzzy query's perfect rough matches.
+
+    `slack` is what a rough misreading of a few characters can cost: max(0.2, 3 / letters).
+    """
     pending = [ln for ln in lines if ln.read and ln.accurate is None]
     if not pending:
         return []
-    if not normalize(query):  # symbols only: a rough reading cannot be trusted to rule them out
+    letters = len(normalize(query))
+    if not letters:  # symbols only: a rough reading cannot be trusted to rule them out
         return pending
     words = [w for ln in lines for w in ln.words]
     near = loose_lines(words, query, LOOSE_SCORE)
+    best = max(near.values(), default=0.0)
+    slack = max(0.2, 3 / letters)
+    floor = max(LOOSE_SCORE, (best if best >= min_score else min_score) - slack)
     perfect = 1.0 - PARTIAL_PENALTY - 1e-9
-    return [ln for ln in pending if ln.id in near and (exact or near[ln.id] < perfect)]
+    return [ln for ln in pending if near.get(ln.id, 0.0) >= floor and (exact or near[ln.id] < perfect)]
