@@ -15,7 +15,7 @@ loaded (median of RUNS; the background reader is waited for between runs, outsid
 finder looks up the changed text; `tesseract` = `pytesseract.image_to_data` on the same frame,
 with its default OpenMP threads and with OMP_THREAD_LIMIT=1 (faster on 2 cores); the ratio uses
 the faster. `words` = words each reads on the frame. `levers` = what each change buys, on the
-same frame: detection shrunk vs full size, every line read by the accurate vs the fast model,
+same frame: detection at the usual vs the fine scale, every line read by the accurate vs the fast model,
 query-led reading vs reading every line fast, batches of 16 vs one crop at a time.
 Medians of RUNS ($OCR_FIND_RUNS, default 20). The 1-minute load average before and after is
 reported (other processes slow wall-clock times). Prints one JSON object.
@@ -356,8 +356,8 @@ def levers(frame: Any, phrase: str) -> dict[str, Any]:
         query_led()
     out = {
         "lines": len(boxes),
-        "detect_shrunk_ms": median_ms(lambda: engine.detect(pixels)),
-        "detect_full_size_ms": median_ms(lambda: engine.detect(pixels, full_size=True)),
+        "detect_usual_scale_ms": median_ms(lambda: engine.detect(pixels)),
+        "detect_fine_scale_ms": median_ms(lambda: engine.detect(pixels, fine=True)),
         "read_every_line_accurate_ms": median_ms(lambda: read_all(True), runs=3),
         "read_every_line_fast_ms": median_ms(lambda: read_all(False)),
         "query_led_reading_ms": round(statistics.median(query_led.took) * 1000, 1),  # type: ignore[attr-defined]

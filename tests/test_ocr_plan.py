@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw, ImageFont
 from vision.capture import Frame
 from vision.locate import ocr
 from vision.locate.ocr_engine import Line, TextBox
-from vision.locate.ocr_plan import could_hold, needs_full_size, to_confirm
+from vision.locate.ocr_plan import could_hold, needs_fine_detection, to_confirm
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
@@ -57,9 +57,10 @@ def test_only_lines_that_could_compete_are_read_accurately() -> None:
     assert to_confirm([perfect, unrelated], "+/-", exact=True, min_score=0.8) == [perfect, unrelated]
 
 
-def test_short_queries_get_a_full_size_detection() -> None:
-    assert needs_full_size("1", exact=True, min_score=0.8) and needs_full_size("O K", exact=False, min_score=0.8)
-    assert not needs_full_size("Save", exact=False, min_score=0.8)
+def test_short_queries_get_a_fine_detection() -> None:
+    assert needs_fine_detection("1", exact=True, min_score=0.8)
+    assert needs_fine_detection("O K", exact=False, min_score=0.8)
+    assert not needs_fine_detection("Save", exact=False, min_score=0.8)
 
 
 def test_a_look_up_reads_only_what_it_needs_and_the_background_reads_the_rest() -> None:
@@ -79,4 +80,4 @@ def test_a_look_up_reads_only_what_it_needs_and_the_background_reads_the_rest() 
     # The background's readings serve the next look-up: no new detection, nothing left to read.
     calls = finder.stats.ocr_calls
     assert finder.find_text(frame, "Yes", exact=True)[0].text == "Yes"
-    assert finder.stats.full_size_detections == 1 and finder.stats.ocr_calls == calls + 1
+    assert finder.stats.fine_detections == 1 and finder.stats.ocr_calls == calls + 1

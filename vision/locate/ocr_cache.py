@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from vision.diff import changed_pixels, changed_tiles
 from vision.locate.find import Box, box_area, check_region, inside, intersect, iou, union
 from vision.locate.ocr_engine import Line, OcrEngine, TextBox, as_bgr, frame_box, get_engine, pixels_of
-from vision.locate.ocr_plan import could_hold, needs_full_size, to_confirm
+from vision.locate.ocr_plan import could_hold, needs_fine_detection, to_confirm
 from vision.locate.text_match import DEFAULT_MIN_SCORE, TextMatch, match_text
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ class OcrStats:
     lines_accurate: int = 0
     lines_background: int = 0
     lines_deferred: int = 0  # left unread by a look-up (their row could not hold the query)
-    full_size_detections: int = 0  # frames detected again at full size, for a short query
+    fine_detections: int = 0  # frames detected again at the fine scale, for a short query
 
 
 class TextFinder:
@@ -80,7 +80,7 @@ class TextFinder:
         self._pixels: np.ndarray | None = None
         self._origin: tuple[int, int] = (0, 0)
         self._lines: list[Line] = []
-        self._full_size = False  # the lines come from a full-size detection
+        self._fine = False  # the lines come from a fine detection
 
     def reset(self) -> None:
         """Forget the cached frame and lines."""
@@ -116,8 +116,8 @@ class TextFinder:
         with self._locked():
             engine = self._update(frame)
             assert self._pixels is not None
-            if not self._full_size and needs_full_size(query, exact=exact, min_score=min_score):
-                self._detect_full_size(engine)
+            if not self._fine and needs_fine_detection(query, exact=exact, min_score=min_score):
+                self._detect_fine(engine)
             pool = [ln for ln in self._lines if region is None or intersect(ln.box, region)]
             wanted = [ln for ln in could_hold(pool, query, exact=exact, min_score=min_score) if not ln.read]
             engine.read_lines(self._pixels, self._origin, wanted, accurate=False)
@@ -169,7 +169,7 @@ class TextFinder:
         kept = [ln for ln in self._lines if not any(inside(ln.box, r) for r in regions)]
         for r in regions:
             x0, y0, x1, y1 = r[0] - origin[0], r[1] - origin[1], r[2] - origin[0], r[3] - origin[1]
-            found = engine.lines(pixels[y0:y1, x0:x1], (r[0], r[1]), full_size=self._full_size)
+            found = engine.lines(pixels[y0:y1, x0:x1], (r[0], r[1]), fine=self._fine)
             kept.extend(ln for ln in found
                         if inside(ln.box, r) and not any(iou(ln.box, k.box) > 0.5 for k in kept))
             self.stats.ocr_calls += 1
@@ -180,7 +180,7 @@ class TextFinder:
         return engine
 
     def _detect_all(self, engine: OcrEngine, pixels: np.ndarray, origin: tuple[int, int]) -> OcrEngine:
-        self._lines, self._full_size = engine.lines(pixels, origin), False
+        self._lines, self._fine = engine.lines(pixels, origin), False
         self.stats.ocr_calls += 1
         self.stats.ocr_pixels += pixels.shape[0] * pixels.shape[1]
         self.stats.full_reads += 1
@@ -188,19 +188,19 @@ class TextFinder:
         self._pixels, self._origin = pixels.copy(), origin
         return engine
 
-    def _detect_full_size(self, engine: OcrEngine) -> None:
-        """Detect the current frame again at full size (lone small glyphs); lines found both
+    def _detect_fine(self, engine: OcrEngine) -> None:
+        """Detect the current frame again at the fine scale (lone small glyphs); lines found both
         times keep what was read there."""
         assert self._pixels is not None
-        lines = engine.lines(self._pixels, self._origin, full_size=True)
+        lines = engine.lines(self._pixels, self._origin, fine=True)
         for line in lines:
             same = max(self._lines, key=lambda old: iou(old.box, line.box), default=None)
             if same is not None and iou(same.box, line.box) >= 0.8:
                 line.box, line.id, line.fast, line.accurate = same.box, same.id, same.fast, same.accurate
-        self._lines, self._full_size = lines, True
+        self._lines, self._fine = lines, True
         self.stats.ocr_calls += 1
         self.stats.ocr_pixels += self._pixels.shape[0] * self._pixels.shape[1]
-        self.stats.full_size_detections += 1
+        self.stats.fine_detections += 1
 
     def _regions_to_read(self, changed: np.ndarray, origin: tuple[int, int]) -> list[Box]:
         """Screen boxes to detect again: the padded changed tiles, each grown once over the lines it

@@ -107,9 +107,9 @@ class OcrEngine:
         for recognizer in {id(r): r for r in (self.accurate, self.fast)}.values():
             recognizer.recognize([np.full((32, 96, 3), 255, np.uint8)])
 
-    def detect(self, pixels: np.ndarray, *, full_size: bool = False) -> list[Box]:
-        """Boxes (image pixels) of the text lines in a BGR image (`full_size`: see TextDetector.detect)."""
-        return self.detector.detect(as_bgr(pixels), full_size=full_size)
+    def detect(self, pixels: np.ndarray, *, fine: bool = False) -> list[Box]:
+        """Boxes (image pixels) of the text lines in a BGR image (`fine`: see TextDetector.detect)."""
+        return self.detector.detect(as_bgr(pixels), fine=fine)
 
     def read_lines(self, pixels: np.ndarray, origin: tuple[int, int], lines: Sequence[Line], *,
                    accurate: bool) -> None:
@@ -127,17 +127,17 @@ class OcrEngine:
             if not accurate:
                 line.fast = words
 
-    def lines(self, pixels: np.ndarray, origin: tuple[int, int] = (0, 0), *, full_size: bool = False) -> list[Line]:
+    def lines(self, pixels: np.ndarray, origin: tuple[int, int] = (0, 0), *, fine: bool = False) -> list[Line]:
         """The text lines of a BGR image, detected but not read yet (screen pixels)."""
         ox, oy = origin
         return [Line((x0 + ox, y0 + oy, x1 + ox, y1 + oy))
-                for x0, y0, x1, y1 in self.detect(pixels, full_size=full_size)]
+                for x0, y0, x1, y1 in self.detect(pixels, fine=fine)]
 
-    def read(self, pixels: np.ndarray, origin: tuple[int, int] = (0, 0), *, full_size: bool = False
+    def read(self, pixels: np.ndarray, origin: tuple[int, int] = (0, 0), *, fine: bool = False
              ) -> list[TextBox]:
         """Detect and read every text line of a BGR image accurately; words in screen pixels."""
         pixels = as_bgr(pixels)
-        lines = self.lines(pixels, origin, full_size=full_size)
+        lines = self.lines(pixels, origin, fine=fine)
         self.read_lines(pixels, origin, lines, accurate=True)
         return [w for line in lines for w in line.words]
 

@@ -8,7 +8,7 @@ A look-up for a query reads, in order:
    rough reading already matches perfectly (and the query is not `exact`, which always trusts
    only the accurate reading). The final match is judged on those readings, so a rough
    misreading of a few characters can neither invent nor hide a competing match.
-A query of up to SHORT_GLYPHS characters first has the frame detected again at full size: the
+A query of up to SHORT_GLYPHS characters first has the frame detected again at a finer scale: the
 shrunk image the detector normally sees loses lone small glyphs (a calculator's keys).
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from vision.locate.ocr_engine import Line
 from vision.locate.text_match import PARTIAL_PENALTY, loose_lines, normalize
 
-SHORT_GLYPHS = 3  # a query this short may be a lone glyph or two, which only full-size detection finds
+SHORT_GLYPHS = 3  # a query this short may be a lone glyph or two, which only a fine detection finds
 LOOSE_SCORE = 0.6  # a rough reading this close to the query gets read accurately
 MIN_GLYPH_WIDTH = 0.12  # of a line box's height: narrower than any glyph of a UI font (an "i" is ~0.2)
 
@@ -35,7 +35,7 @@ def needed_glyphs(query: str, *, exact: bool, min_score: float) -> int:
     return max(1, math.ceil(min_score * letters))
 
 
-def needs_full_size(query: str, *, exact: bool, min_score: float) -> bool:
+def needs_fine_detection(query: str, *, exact: bool, min_score: float) -> bool:
     """True for a query short enough to be a lone small label (a key, an "OK")."""
     return len("".join(query.split())) <= SHORT_GLYPHS
 
