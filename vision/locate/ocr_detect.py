@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vision.locate.find import Box
+from vision.locate.ocr_models import open_session
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,15 +50,8 @@ class TextDetector:
     """Finds text lines in a BGR image; thread-safe (onnxruntime sessions run concurrently)."""
 
     def __init__(self, model: Path, config: DetectConfig | None = None, threads: int = -1) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads > 0:
-            options.intra_op_num_threads = threads
         self.config = config or DetectConfig()
-        self._session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        self._session = open_session(model, threads)
         self._input = self._session.get_inputs()[0].name
 
     def detect(self, pixels: np.ndarray, *, fine: bool = False) -> list[Box]:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vision.locate.ocr_models import open_session
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -42,15 +44,8 @@ class Recognizer:
     """
 
     def __init__(self, model: Path, chars: Path | None = None, threads: int = -1) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads > 0:
-            options.intra_op_num_threads = threads
         self.model = model
-        self._session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        self._session = open_session(model, threads)
         if chars is not None:
             table = chars.read_text(encoding="utf-8").splitlines()
         else:
