@@ -238,10 +238,11 @@ from vision.locate.ocr_engine import load_timeline, preload
 preload()  # as `deskpilot run` does: the engine loads while the task's setup runs
 frame = cv2.imread({png!r})
 time.sleep({setup_s})
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 finder = ocr.TextFinder()
 finder.find_text(frame, {phrase!r})
-print(json.dumps({{"first_ms": (time.perf_counter() - start) * 1000, **load_timeline()}}))
+took, cpu = (time.perf_counter() - start) * 1000, (time.process_time() - cpu) * 1000
+print(json.dumps({{"first_ms": took, "first_cpu_ms": cpu, **load_timeline()}}))
 """
 
 
@@ -252,7 +253,7 @@ def measure_fresh(frame: Any, phrase: str, runs: int = 3) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         png = str(Path(folder) / "frame.png")
         cv2.imwrite(png, frame.pixels)
-        firsts, loads, waits = [], [], []
+        firsts, cpus, loads, waits = [], [], [], []
         for _ in range(runs):
             script = FRESH.format(root=str(ROOT), png=png, phrase=phrase, setup_s=2.0)
             done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
@@ -260,9 +261,10 @@ def measure_fresh(frame: Any, phrase: str, runs: int = 3) -> dict[str, Any]:
                 return {"error": done.stderr[-500:]}
             out = json.loads(done.stdout.strip().splitlines()[-1])
             firsts.append(out["first_ms"] / 1000)
+            cpus.append(round(out["first_cpu_ms"], 1))
             loads.append(out["load_s"])
             waits.append(out["waited_s"])
-    return {"first_ms": stats_ms(firsts), "engine_load_s": [round(v, 3) for v in loads],
+    return {"first_ms": stats_ms(firsts), "first_cpu_ms": cpus, "engine_load_s": [round(v, 3) for v in loads],
             "waited_for_engine_s": waits}
 
 
@@ -322,51 +324,57 @@ def tesseract(frame: Any, phrase: str) -> dict[str, Any]:
 
 
 def levers(frame: Any, phrase: str) -> dict[str, Any]:
-    """What each change buys on this frame (medians of 5, engine loaded)."""
+    """What each change buys on this frame: wall and CPU (all threads) milliseconds, medians, engine
+    loaded. CPU time shows the work itself when other processes share the cores."""
+    from dataclasses import replace
+
     import vision.locate.ocr_recognize as recognize
     from vision.locate import ocr
     from vision.locate.ocr_engine import Line, get_engine
-    from vision.locate.ocr_recognize import BATCH_LINES
 
     engine = get_engine()
     pixels, origin = frame.pixels, frame.origin
 
-    def median_ms(work: Callable[[], object], runs: int = 5) -> float:
-        times = []
+    def cost(work: Callable[[], object], runs: int = 5) -> dict[str, float]:
+        wall, cpu = [], []
         for _ in range(runs):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             work()
-            times.append(time.perf_counter() - start)
-        return round(statistics.median(times) * 1000, 1)
+            wall.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - cpu_start)
+        return {"wall_ms": round(statistics.median(wall) * 1000, 1), "cpu_ms": round(statistics.median(cpu) * 1000, 1)}
 
     boxes = engine.detect(pixels)
 
     def read_all(accurate: bool) -> None:
         engine.read_lines(pixels, origin, [Line(b) for b in boxes], accurate=accurate)
 
-    def query_led() -> None:
+    def query_led() -> None:  # detection done before, outside the timing: reading only
         finder = ocr.TextFinder(background=False)
-        finder._update(frame)  # detection outside the timing: compare reading only
-        start = time.perf_counter()
-        finder.find_text(frame, phrase)
-        query_led.took.append(time.perf_counter() - start)  # type: ignore[attr-defined]
+        finder._update(frame)
+        query_led.cost.append(cost(lambda: finder.find_text(frame, phrase), runs=1))  # type: ignore[attr-defined]
 
-    query_led.took = []  # type: ignore[attr-defined]
+    query_led.cost = []  # type: ignore[attr-defined]
     for _ in range(5):
         query_led()
-    out = {
-        "lines": len(boxes),
-        "detect_usual_scale_ms": median_ms(lambda: engine.detect(pixels)),
-        "detect_fine_scale_ms": median_ms(lambda: engine.detect(pixels, fine=True)),
-        "read_every_line_accurate_ms": median_ms(lambda: read_all(True), runs=3),
-        "read_every_line_fast_ms": median_ms(lambda: read_all(False)),
-        "query_led_reading_ms": round(statistics.median(query_led.took) * 1000, 1),  # type: ignore[attr-defined]
-    }
+    config = engine.detector.config
+    out: dict[str, Any] = {"lines": len(boxes), "detect_usual_scale": cost(lambda: engine.detect(pixels)),
+                           "detect_fine_scale": cost(lambda: engine.detect(pixels, fine=True))}
+    engine.detector.config = replace(config, min_scale=1.0)
+    try:
+        out["detect_full_size"] = cost(lambda: engine.detect(pixels), runs=3)
+    finally:
+        engine.detector.config = config
+    out["read_every_line_accurate"] = cost(lambda: read_all(True), runs=3)
+    out["read_every_line_fast"] = cost(lambda: read_all(False))
+    led = query_led.cost  # type: ignore[attr-defined]
+    out["query_led_reading"] = {k: round(statistics.median(c[k] for c in led), 1) for k in ("wall_ms", "cpu_ms")}
+    batch = recognize.BATCH_LINES
     recognize.BATCH_LINES = 1
     try:
-        out["read_every_line_fast_unbatched_ms"] = median_ms(lambda: read_all(False), runs=3)
+        out["read_every_line_fast_unbatched"] = cost(lambda: read_all(False), runs=3)
     finally:
-        recognize.BATCH_LINES = BATCH_LINES
+        recognize.BATCH_LINES = batch
     return out
 
 
