@@ -47,10 +47,11 @@ def test_only_lines_that_could_compete_are_read_accurately() -> None:
     unrelated = line((0, 120, 300, 140), "Delete account")
     unread = Line((0, 160, 300, 180))
     done = line((0, 200, 300, 220), None, accurate="Save chances")
-    lines = [perfect, misread, far, unrelated, unread, done]
-    assert to_confirm(lines, "Save changes", exact=False, min_score=0.8) == [misread]
+    illegible = line((0, 240, 300, 260), "")  # the fast model read nothing it trusts
+    lines = [perfect, misread, far, unrelated, unread, done, illegible]
+    assert to_confirm(lines, "Save changes", exact=False, min_score=0.8) == [misread, illegible]
     # An exact query trusts only accurate readings, even of a perfect rough match.
-    assert to_confirm(lines, "Save changes", exact=True, min_score=0.8) == [perfect, misread]
+    assert to_confirm(lines, "Save changes", exact=True, min_score=0.8) == [perfect, misread, illegible]
     # Nothing reaches the threshold: everything near it is read again.
     assert to_confirm([misread, unrelated], "Save changes", exact=False, min_score=0.95) == [misread]
     # Symbols only: rough readings of symbols are not trusted at all.

@@ -73,7 +73,8 @@ def could_hold(lines: Sequence[Line], query: str, *, exact: bool, min_score: flo
 def to_confirm(lines: Sequence[Line], query: str, *, exact: bool, min_score: float) -> list[Line]:
     """Lines to read accurately: those not read accurately yet whose rough reading could, read
     again, decide the look-up: near the query (>= LOOSE_SCORE) and within `slack` of the best score
-    seen (or of `min_score` while nothing reaches it), except a fuzzy query's perfect rough matches.
+    seen (or of `min_score` while nothing reaches it), except a fuzzy query's perfect rough matches;
+    and those the fast model could not read at all.
 
     `slack` is what a rough misreading of a few characters can cost: max(0.2, 3 / letters).
     """
@@ -89,4 +90,5 @@ def to_confirm(lines: Sequence[Line], query: str, *, exact: bool, min_score: flo
     slack = max(0.2, 3 / letters)
     floor = max(LOOSE_SCORE, (best if best >= min_score else min_score) - slack)
     perfect = 1.0 - PARTIAL_PENALTY - 1e-9
-    return [ln for ln in pending if near.get(ln.id, 0.0) >= floor and (exact or near[ln.id] < perfect)]
+    return [ln for ln in pending if not ln.words  # illegible to the fast model: only the accurate one can tell
+            or (near.get(ln.id, 0.0) >= floor and (exact or near[ln.id] < perfect))]
