@@ -157,19 +157,22 @@ def _score_runs(pool: Sequence[TextBox], query: str, *, exact: bool, floor: floa
                 run = chain[start:start + length]
                 if len(run) < length:
                     break
-                text = " ".join(w.text for w in run)
                 if exact:
-                    if len(run) != len(q_words) or text != q_text:
+                    if len(run) != len(q_words) or " ".join(w.text for w in run) != q_text:
                         continue
                     likeness = 1.0
                 elif q_norm:
-                    likeness = similarity("".join(norms[id(w)] for w in run), q_norm, floor=floor)
+                    joined = "".join(norms[id(w)] for w in run)
+                    if min(len(joined), len(q_norm)) < floor * max(len(joined), len(q_norm)):
+                        continue  # the lengths alone rule it out
+                    likeness = similarity(joined, q_norm, floor=floor)
                 else:  # a query of symbols only ("+", "..."): compare the symbols themselves
                     likeness = float("".join(w.text for w in run) == "".join(q_words))
                 whole = sum(line_sizes[n] for n in {w.line for w in run}) == len(run)
                 score = round(max(0.0, likeness - (0.0 if whole else PARTIAL_PENALTY)), 4)
                 if likeness > 0.0 and score >= floor:
                     confidence = round(sum(w.confidence for w in run) / len(run), 4)
+                    text = " ".join(w.text for w in run)
                     scored.append(TextMatch(text, union([w.box for w in run]), score, confidence, tuple(run)))
     scored.sort(key=lambda m: (-m.score, -m.confidence, len(m.words)))
     return scored
