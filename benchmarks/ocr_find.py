@@ -17,7 +17,8 @@ with its default OpenMP threads and with OMP_THREAD_LIMIT=1 (faster on 2 cores);
 the faster. `words` = words each reads on the frame. `levers` = what each change buys, on the
 same frame: detection at the usual vs the fine scale, every line read by the accurate vs the fast model,
 query-led reading vs reading every line fast, batches of 16 vs one crop at a time.
-Medians of RUNS ($OCR_FIND_RUNS, default 20). The 1-minute load average before and after is
+Medians of RUNS ($OCR_FIND_RUNS, default 20); $OCR_FIND_SCREENS picks screens (default "tk,mousepad").
+The 1-minute load average before and after is
 reported (other processes slow wall-clock times). Prints one JSON object.
 Run: `python -m benchmarks.ocr_find`.
 """
@@ -415,7 +416,8 @@ def main() -> None:
 
     load_before = os.getloadavg()
     engine_load_s = ocr.load_engine()
-    screens = {"tk": measure(tk_screen), "mousepad": measure(mousepad_screen)}
+    wanted = os.environ.get("OCR_FIND_SCREENS", "tk,mousepad").split(",")
+    screens = {name: measure(cm) for name, cm in (("tk", tk_screen), ("mousepad", mousepad_screen)) if name in wanted}
     print(json.dumps({
         "benchmark": "ocr_find",
         "cores": os.cpu_count(),
