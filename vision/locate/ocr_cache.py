@@ -267,6 +267,3 @@ class _Priority:
 
     def __exit__(self, *exc: object) -> None:
         self.finder._lock.release()
-
-
-__all__ = ["OcrStats", "TextFinder", "inside"]
