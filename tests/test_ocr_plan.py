@@ -82,3 +82,36 @@ def test_a_look_up_reads_only_what_it_needs_and_the_background_reads_the_rest() 
     calls = finder.stats.ocr_calls
     assert finder.find_text(frame, "Yes", exact=True)[0].text == "Yes"
     assert finder.stats.fine_detections == 1 and finder.stats.ocr_calls == calls + 1
+
+
+EXIT_EARLY = """
+import sys, time
+sys.path.insert(0, {root!r})
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+from vision.locate import ocr
+
+ocr.preload()  # still loading when the process ends (at some point of the load, after `pause` s)
+time.sleep({pause})
+if {look!r}:
+    image = Image.new("RGB", (900, 300), "white")
+    draw = ImageDraw.Draw(image)
+    for i in range(8):
+        draw.text((20 + 110 * i, 20 + 30 * i), f"Label {{i}}", fill="black", font=ImageFont.truetype({font!r}, 16))
+    draw.text((20, 260), "A long line of text that the query is about", fill="black",
+              font=ImageFont.truetype({font!r}, 16))
+    ocr.TextFinder().find_text(np.array(image)[:, :, ::-1].copy(), "A long line of text that the query is about")
+    # ... and the background reader is reading the labels as the process ends
+"""
+
+
+def test_a_process_may_end_while_the_engine_loads_or_the_background_reads() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parent.parent)
+    for look, pause in ((False, 0.0), (False, 0.1), (False, 0.2), (False, 0.3), (False, 0.5), (True, 0.0)):
+        script = EXIT_EARLY.format(root=root, look=look, font=FONT, pause=pause)
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and "terminate" not in done.stderr, (look, pause, done.returncode, done.stderr)

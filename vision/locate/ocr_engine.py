@@ -12,6 +12,7 @@ command can do its set-up meanwhile and its first look-up finds the engine ready
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import threading
@@ -210,7 +211,11 @@ def preload() -> None:
         except Exception as exc:  # noqa: BLE001 - reported by the caller's own get_engine()
             _state.error = exc
 
-    threading.Thread(target=load, name=_PRELOADER, daemon=True).start()
+    loader = threading.Thread(target=load, name=_PRELOADER, daemon=True)
+    # A process that ends while onnxruntime is still building a session aborts ("terminate called
+    # without an active exception"): at exit, let the load finish first (it takes well under 2 s).
+    atexit.register(loader.join, 30)
+    loader.start()
 
 
 def load_engine() -> float:
