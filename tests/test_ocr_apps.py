@@ -50,8 +50,8 @@ def test_finds_the_phrase_on_the_right_line_of_a_text_editor(wm_desktop: Virtual
     assert match.text == PHRASE and match.score >= 0.99
     assert all(o.score < match.score for o in others)  # "... quarterly budget" comes close, but second
     # The match lies on the target line, not on one of its near misses.
-    # The fast reading led: only the target and its three near misses were read accurately too.
-    assert finder.stats.lines_accurate <= 4 and finder.stats.lines_fast >= 30
+    # The fast reading led: every line was read by it, and at most a near miss or two accurately too.
+    assert finder.stats.lines_accurate <= 2 and finder.stats.lines_fast >= 30
     words = finder.read(frame)
     line = sorted((w for w in words if w.line == match.words[0].line), key=lambda w: w.box[0])
     assert " ".join(w.text for w in line) == TARGET_LINE

@@ -76,7 +76,8 @@ def to_confirm(lines: Sequence[Line], query: str, *, exact: bool, min_score: flo
     seen (or of `min_score` while nothing reaches it), except a fuzzy query's perfect rough matches;
     and those the fast model could not read at all.
 
-    `slack` is what a rough misreading of a few characters can cost: max(0.2, 3 / letters).
+    `slack` is what a rough misreading of two characters can cost: max(0.1, 2 / letters) (the fast
+    model misreads about 1 character in 200 on screen text).
     """
     pending = [ln for ln in lines if ln.read and ln.accurate is None]
     if not pending:
@@ -87,7 +88,7 @@ def to_confirm(lines: Sequence[Line], query: str, *, exact: bool, min_score: flo
     words = [w for ln in lines for w in ln.words]
     near = loose_lines(words, query, LOOSE_SCORE)
     best = max(near.values(), default=0.0)
-    slack = max(0.2, 3 / letters)
+    slack = max(0.1, 2 / letters)
     floor = max(LOOSE_SCORE, (best if best >= min_score else min_score) - slack)
     perfect = 1.0 - PARTIAL_PENALTY - 1e-9
     return [ln for ln in pending if not ln.words  # illegible to the fast model: only the accurate one can tell
