@@ -76,6 +76,7 @@ class TextFinder:
         self.stats = OcrStats()
         self._lock = threading.Lock()
         self._waiting = 0  # look-ups waiting for the lock: the background reader gives way
+        self._count_lock = threading.Lock()
         self._worker: threading.Thread | None = None
         self._pixels: np.ndarray | None = None
         self._origin: tuple[int, int] = (0, 0)
@@ -261,9 +262,11 @@ class _Priority:
         self.finder = finder
 
     def __enter__(self) -> None:
-        self.finder._waiting += 1
+        with self.finder._count_lock:
+            self.finder._waiting += 1
         self.finder._lock.acquire()
-        self.finder._waiting -= 1
+        with self.finder._count_lock:
+            self.finder._waiting -= 1
 
     def __exit__(self, *exc: object) -> None:
         self.finder._lock.release()
