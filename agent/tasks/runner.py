@@ -49,6 +49,7 @@ from agent.tasks.targets import PointTarget
 from agent.types import RunResult
 from vision.capture import Frame
 from vision.locate.find import AmbiguousMatch, NotFound
+from vision.locate.ocr_engine import preload as preload_ocr
 
 POINTER_ACTIONS = {"click": "left_click", "double_click": "double_click", "triple_click": "triple_click",
                    "right_click": "right_click", "move": "mouse_move"}
@@ -301,6 +302,8 @@ def run_task(task: Task, options: RunOptions, *, desktop: Any = None, callbacks:
              model: Any = None, kill_switch: bool = True, bash_env: dict[str, str] | None = None,
              meta: dict | None = None) -> RunOutcome:
     """Run a loaded task file and return how it ended (`kill_switch`, `bash_env`, `meta`: as run_goal)."""
+    if task.steps or task.checks or task.setup:  # text targets: the OCR engine loads while the session starts
+        preload_ocr()
     if task.display is not None and options.size is None and options.display in ("auto", "virtual"):
         options = replace(options, size=task.display.size, display="virtual")
     secrets = {name: vault.getenv(name) or "" for name in task.secret_names if vault.getenv(name) is not None}

@@ -47,9 +47,12 @@ _OFFSET_DOC = "[dx, dy] screen pixels added to the match's centre."
 class TextQuery(StrictModel):
     """Text on the screen, found by OCR."""
 
-    text: Text = Field(description="The text to find: a case-insensitive substring of an OCR line "
-                                   "(the whole line with `exact`).")
-    exact: StrictBool = Field(False, description="Match the whole OCR line, case included.")
+    text: Text = Field(description="The text to find: a word or phrase, matched loosely against the words OCR "
+                                   "reads (case, punctuation and small OCR slips ignored; a phrase may span "
+                                   "several boxes on one line).")
+    exact: StrictBool = Field(False, description="Exact text: the whole text of one OCR word box (or, for several "
+                                                 "words, of a run of consecutive boxes on one line), case and "
+                                                 "punctuation included, nothing stripped.")
     region: Region | None = Field(None, description=_REGION_DOC)
     timeout: Seconds = Field(DEFAULT_TIMEOUT_S, description="Seconds to keep looking (0: look once).")
 

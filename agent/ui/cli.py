@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import BadInput, DeskpilotError, EnvironmentProblem, ExitCode, RunEnded
+from vision.locate.ocr_engine import preload as preload_ocr
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -283,6 +284,7 @@ def _run_task_file(path: str, options: object, callbacks: object = None) -> obje
     from agent.session import Callbacks
     from agent.tasks.runner import run_task
 
+    preload_ocr()  # the OCR engine loads while the task file is checked and the session starts
     task = _load_task(path)
     outcome = run_task(task, options, callbacks=callbacks or Callbacks(on_step=print_step))
     from agent.recording.writer import Recording
@@ -310,6 +312,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from agent.replay.replayer import replay
     from agent.session import RunOptions
 
+    preload_ocr()
     options = RunOptions(display=args.display, out=Path(args.out), wait_display=args.wait_display,
                          backend=args.backend)
     outcome = replay(Path(args.recording), options, start=args.start, end=args.end, speed=args.speed,

@@ -1,16 +1,19 @@
 """Text on the screen, the front door: read a frame's words once, or find a word or phrase on it.
 
-Three modules do the work, and their public names are re-exported here for callers:
-`ocr_engine` (rapidocr's bundled models in onnxruntime: image to words), `text_match` (a
-query against words: normalising, similarity, runs of words, the not-found message) and
-`ocr_cache` (`TextFinder`: OCR with memory, re-reading only the parts of a frame that changed).
-`ocr` and `find_text` here read afresh every time; use a TextFinder to look up repeatedly.
+The modules that do the work, whose public names are re-exported here for callers:
+`ocr_engine` (the detector and recognisers in onnxruntime: image to lines and words; models from
+`ocr_models`, the wheels that ship them), `text_match` (a query against words: normalising,
+similarity, runs of words, the not-found message), `ocr_plan` (which lines a query needs read)
+and `ocr_cache` (`TextFinder`: OCR with memory, reading only the lines a query needs and only
+the parts of a frame that changed). `ocr` reads everything afresh; `find_text` here is a
+one-off TextFinder look-up; use one TextFinder to look up repeatedly.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from vision.capture import Frame
 from vision.locate.find import Box, NotFound, check_region, intersect
 from vision.locate.ocr_cache import TextFinder
 from vision.locate.ocr_engine import (
@@ -21,17 +24,16 @@ from vision.locate.ocr_engine import (
     load_engine,
     model_paths,
     pixels_of,
+    preload,
 )
 from vision.locate.text_match import DEFAULT_MIN_SCORE, TextMatch, match_text
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from vision.capture import Frame
-
 __all__ = [  # what callers use; the rest lives in the three modules above
     "DEFAULT_MIN_SCORE", "NotFound", "OcrUnavailable", "TextBox", "TextFinder", "TextMatch", "find_text",
-    "get_engine", "load_engine", "match_text", "model_paths", "ocr",
+    "get_engine", "load_engine", "match_text", "model_paths", "ocr", "preload",
 ]
 
 
@@ -67,5 +69,6 @@ def find_text(
     if area is None:
         raise NotFound(f"text {query!r}: region {list(region or ())} lies outside the frame")
     x0, y0, x1, y1 = (area[0] - origin[0], area[1] - origin[1], area[2] - origin[0], area[3] - origin[1])
-    words = get_engine().read(pixels[y0:y1, x0:x1], (area[0], area[1]))
-    return match_text(words, query, exact=exact, region=region, index=index, min_score=min_score)
+    finder = TextFinder(background=False)
+    return finder.find_text(Frame(pixels[y0:y1, x0:x1], (area[0], area[1])), query, exact=exact, region=region,
+                            index=index, min_score=min_score)

@@ -1,46 +1,42 @@
-"""The OCR engine: rapidocr's bundled models in onnxruntime, reading a BGR image into words.
+"""The OCR engine: a text detector and two recognisers in onnxruntime, reading a BGR image into words.
 
-The engine uses only the ONNX models shipped inside the rapidocr wheel (never a download):
-rapidocr's PP-OCR text detector finds the text lines, and the bundled recogniser runs in our own
-onnxruntime session, so that every crop is padded only to its batch's width (rapidocr pads to
-at least 320 columns, which triples the cost of short UI labels) and word boxes come straight
-from the CTC character positions. The engine loads once per process, on first use.
+Every model is an ONNX file shipped inside a PyPI wheel (`ocr_models`; never a download):
+PP-OCRv6's small detector finds the text lines (`ocr_detect`), and each line is read by a
+recogniser (`ocr_recognize`): the *fast* one (PP-OCRv6 tiny, about 5x cheaper) to see what a
+line says, the *accurate* one (PP-OCRv6 small) where the answer matters. `read` reads every line
+accurately; a `TextFinder` (`ocr_cache`) reads only what a query needs.
+
+The engine loads once per process; `preload()` starts loading it in a background thread, so a
+command can do its set-up meanwhile and its first look-up finds the engine ready.
 """
 
 from __future__ import annotations
 
+import atexit
 import itertools
-import math
 import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from vision.locate.find import Box, box_center
+from vision.locate.ocr_models import ModelFiles, OcrUnavailable, model_files, model_paths
+from vision.locate.ocr_recognize import Reading, split_words
 
 if TYPE_CHECKING:
     import numpy as np
 
     from vision.capture import Frame
+    from vision.locate.ocr_detect import TextDetector
+    from vision.locate.ocr_recognize import Recognizer
 
-DET_MAX_SIDE = 960  # the detector sees the image shrunk to this long side (1920x1080 -> 0.5) ...
-DET_MIN_SCALE = 0.5  # ... but never below half size (9 px text is still found at 0.5)
+__all__ = ["Line", "OcrEngine", "OcrUnavailable", "TextBox", "as_bgr", "frame_box", "get_engine", "load_engine",
+           "load_timeline", "model_paths", "pixels_of", "preload"]
+
 MIN_LINE_CONFIDENCE = 0.5  # lines read with less mean character confidence are dropped
-_REC_HEIGHT = 48
-_MODEL_FILES = {
-    "det": "PP-OCRv6_det_small.onnx",
-    "rec": "PP-OCRv6_rec_small.onnx",
-    "cls": "ch_ppocr_mobile_v2.0_cls_mobile.onnx",
-}
 _line_ids = itertools.count(1)
-_Char = tuple[str, float, float]  # a decoded character: (text, x in crop pixels, probability)
-
-
-class OcrUnavailable(RuntimeError):
-    """rapidocr/onnxruntime is missing, or its wheel lacks the bundled models."""
 
 
 @dataclass(frozen=True)
@@ -61,186 +57,181 @@ class TextBox:
         return box_center(self.box)
 
 
-def model_paths() -> dict[str, Path]:
-    """The bundled model files inside the installed rapidocr package (det, rec, cls).
+@dataclass(eq=False)
+class Line:
+    """A detected text line (screen pixels) and what each recogniser has read there so far.
 
-    The files rapidocr 3.10 ships, or else the one `*det*`/`*rec*`/`*cls*` .onnx file of each
-    kind that another 3.x wheel ships; a missing kind keeps its expected (absent) path.
+    `fast`/`accurate` are the line's words as each recogniser read them (None: not read yet;
+    empty: nothing legible). `words` is the best reading there is.
     """
-    try:
-        import rapidocr
-    except ImportError as exc:
-        raise OcrUnavailable(f"rapidocr is not installed ({exc}); pip install rapidocr onnxruntime") from exc
-    root = Path(rapidocr.__file__).resolve().parent / "models"
-    paths = {}
-    for kind, name in _MODEL_FILES.items():
-        path = root / name
-        if not path.is_file():
-            found = sorted(root.glob(f"*{kind}*.onnx"))
-            path = found[0] if len(found) == 1 else path
-        paths[kind] = path
-    return paths
+
+    box: Box
+    id: int = field(default_factory=lambda: next(_line_ids))
+    fast: tuple[TextBox, ...] | None = None
+    accurate: tuple[TextBox, ...] | None = None
+
+    @property
+    def read(self) -> bool:
+        """True once any recogniser has read the line."""
+        return self.fast is not None or self.accurate is not None
+
+    @property
+    def words(self) -> tuple[TextBox, ...]:
+        """The accurate reading when there is one, else the fast one, else nothing."""
+        return self.accurate if self.accurate is not None else (self.fast or ())
 
 
 class OcrEngine:
-    """Detector plus recogniser; thread-safe. Use `get_engine()` for the shared instance.
+    """Detector plus fast and accurate recognisers; thread-safe. Use `get_engine()` for the shared one.
 
-    `det_max_side`: the detector sees the image shrunk to this long side (never below half
-    size); recognition always reads full-resolution crops. `threads`: onnxruntime threads per
-    call (default: $DESKPILOT_OCR_THREADS, else onnxruntime's choice, one per physical core).
+    `threads`: onnxruntime threads per call (default: $DESKPILOT_OCR_THREADS, else onnxruntime's
+    choice, one per physical core). Without the fast model's wheel the accurate one reads for both.
     """
 
-    def __init__(self, det_max_side: int = DET_MAX_SIDE, threads: int | None = None) -> None:
+    def __init__(self, files: ModelFiles | None = None, threads: int | None = None) -> None:
         import numpy as np
-        import onnxruntime as ort
-        from rapidocr import RapidOCR
 
-        paths = model_paths()
-        missing = [str(p) for p in paths.values() if not p.is_file()]
-        if missing:
-            raise OcrUnavailable(f"the rapidocr wheel lacks its bundled models: {', '.join(missing)}")
+        from vision.locate.ocr_detect import TextDetector
+        from vision.locate.ocr_recognize import Recognizer
+
+        files = files or model_files()
         threads = threads if threads is not None else int(os.environ.get("DESKPILOT_OCR_THREADS", "-1"))
-        params: dict[str, Any] = {
-            # Explicit model paths: rapidocr downloads a model only when no path is configured.
-            "Det.model_path": str(paths["det"]),
-            "Rec.model_path": str(paths["rec"]),
-            "Cls.model_path": str(paths["cls"]),
-            "Global.use_cls": False,  # screen text is upright
-            "Global.use_rec": False,  # recognition runs in our own session, below
-            "Global.log_level": "error",
-            "Global.max_side_len": 100_000,  # never pre-shrink: boxes map back to full resolution
-            "Det.limit_type": "max",
-            "Det.limit_side_len": 100_000,  # we scale before detection (see `detect`)
-            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
-        }
-        self._det = RapidOCR(params=params)
-        self._det_lock = threading.Lock()
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads > 0:
-            options.intra_op_num_threads = threads
-        self._rec = ort.InferenceSession(str(paths["rec"]), options, providers=["CPUExecutionProvider"])
-        meta = self._rec.get_modelmeta().custom_metadata_map
-        if "character" not in meta:
-            raise OcrUnavailable(f"{paths['rec']} carries no character table")
-        self._chars = ["", *meta["character"].splitlines(), " "]  # CTC blank first, space last
-        self._input = self._rec.get_inputs()[0].name
-        self.paths = paths
-        self.det_max_side = det_max_side
-        # Warm both sessions so that the first real call pays no one-off set-up.
-        self.detect(np.full((64, 256, 3), 255, np.uint8))
-        self.recognize([np.full((32, 96, 3), 255, np.uint8)])
+        self.files = files
+        self.paths = files.as_dict()
+        self.detector: TextDetector = TextDetector(files.det, threads=threads)
+        self.accurate: Recognizer = Recognizer(files.rec, threads=threads)
+        self.fast: Recognizer = self.accurate
+        if files.fast_rec is not None:
+            self.fast = Recognizer(files.fast_rec, files.fast_chars, threads=threads)
+        # Warm every session so that the first real call pays no one-off set-up.
+        self.detector.detect(np.full((64, 256, 3), 255, np.uint8))
+        for recognizer in {id(r): r for r in (self.accurate, self.fast)}.values():
+            recognizer.recognize([np.full((32, 96, 3), 255, np.uint8)])
 
-    def detect(self, pixels: np.ndarray) -> list[Box]:
-        """Boxes (image pixels) of the text lines in a BGR image."""
-        import cv2
-        import numpy as np
+    def detect(self, pixels: np.ndarray, *, fine: bool = False) -> list[Box]:
+        """Boxes (image pixels) of the text lines in a BGR image (`fine`: see TextDetector.detect)."""
+        return self.detector.detect(as_bgr(pixels), fine=fine)
 
-        h, w = pixels.shape[:2]
-        if h < 4 or w < 4:
-            return []
-        scale = min(1.0, max(DET_MIN_SCALE, self.det_max_side / max(h, w)))
-        small = pixels
-        if scale < 1.0:
-            small = cv2.resize(pixels, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        with self._det_lock:  # rapidocr keeps per-call state on the instance
-            result = self._det(np.ascontiguousarray(small))
-        quads = getattr(result, "boxes", None)
-        if quads is None or len(quads) == 0:
-            return []
-        boxes = []
-        for quad in np.asarray(quads, dtype=np.float64) / scale:
-            x0, y0 = np.floor(quad.min(axis=0)).astype(int)
-            x1, y1 = np.ceil(quad.max(axis=0)).astype(int)
-            box = (max(0, int(x0)), max(0, int(y0)), min(w, int(x1)), min(h, int(y1)))
-            if box[2] - box[0] >= 3 and box[3] - box[1] >= 5:
-                boxes.append(box)
-        return boxes
-
-    def recognize(self, crops: Sequence[np.ndarray]) -> list[tuple[str, float, list[_Char]]]:
-        """Read line crops: per crop `(text, confidence, [(char, x in crop pixels, prob), ...])`."""
-        import cv2
-        import numpy as np
-
-        widths = [max(8, math.ceil(_REC_HEIGHT * c.shape[1] / c.shape[0])) for c in crops]
-        order = sorted(range(len(crops)), key=lambda i: widths[i])
-        results: list[Any] = [None] * len(crops)
-        start = 0
-        while start < len(order):
-            # Batches of similar widths: padding to the widest costs little.
-            end = start + 1
-            while end < len(order) and end - start < 16 and (end - start + 1) * widths[order[end]] <= 6000:
-                end += 1
-            batch_ids = order[start:end]
-            width = widths[batch_ids[-1]]
-            batch = np.zeros((len(batch_ids), 3, _REC_HEIGHT, width), np.float32)
-            for k, i in enumerate(batch_ids):  # scaled to -1..1; the padding stays 0 (mid grey)
-                resized = cv2.resize(crops[i], (widths[i], _REC_HEIGHT), interpolation=cv2.INTER_LINEAR)
-                batch[k, :, :, : widths[i]] = resized.transpose(2, 0, 1) * (2.0 / 255.0) - 1.0
-            preds = self._rec.run(None, {self._input: batch})[0]
-            steps = preds.shape[1]
-            ids, probs = preds.argmax(axis=2), preds.max(axis=2)
-            for k, i in enumerate(batch_ids):
-                results[i] = self._decode(ids[k], probs[k], width / steps * crops[i].shape[1] / widths[i])
-            start = end
-        return results
-
-    def _decode(self, ids: np.ndarray, probs: np.ndarray, step_px: float) -> tuple[str, float, list]:
-        chars = []
-        previous = 0
-        for t, (c, p) in enumerate(zip(ids.tolist(), probs.tolist(), strict=True)):
-            if c != previous and c != 0 and c < len(self._chars):
-                chars.append((self._chars[c], (t + 0.5) * step_px, float(p)))
-            previous = c
-        text = "".join(ch for ch, _, _ in chars)
-        confidence = sum(p for _, _, p in chars) / len(chars) if chars else 0.0
-        return text, confidence, chars
-
-    def read(self, pixels: np.ndarray, origin: tuple[int, int] = (0, 0)) -> list[TextBox]:
-        """Detect and read every text line of a BGR image; words in screen pixels."""
-        pixels = as_bgr(pixels)
-        lines = self.detect(pixels)
-        crops = [pixels[y0:y1, x0:x1] for x0, y0, x1, y1 in lines]
-        words: list[TextBox] = []
-        if not crops:
-            return words
+    def read_lines(self, pixels: np.ndarray, origin: tuple[int, int], lines: Sequence[Line], *,
+                   accurate: bool) -> None:
+        """Read `lines` (screen boxes on the image whose top-left pixel is `origin`) with one
+        recogniser, storing the words in each line's `fast` or `accurate` reading."""
+        if not lines:
+            return
         ox, oy = origin
-        for (x0, y0, x1, y1), (text, confidence, chars) in zip(lines, self.recognize(crops), strict=True):
-            if not text.strip() or confidence < MIN_LINE_CONFIDENCE:
-                continue
-            line = next(_line_ids)
-            for word, wx0, wx1, conf in _split_words(chars, x1 - x0):
-                box = (ox + x0 + wx0, oy + y0, ox + x0 + wx1, oy + y1)
-                words.append(TextBox(word, box, round(conf, 4), line))
-        return words
+        crops = [pixels[ln.box[1] - oy:ln.box[3] - oy, ln.box[0] - ox:ln.box[2] - ox] for ln in lines]
+        recognizer = self.accurate if accurate else self.fast
+        for line, reading in zip(lines, recognizer.recognize(crops), strict=True):
+            words = line_words(line, reading)
+            if accurate or recognizer is self.accurate:
+                line.accurate = words
+            if not accurate:
+                line.fast = words
+
+    def lines(self, pixels: np.ndarray, origin: tuple[int, int] = (0, 0), *, fine: bool = False) -> list[Line]:
+        """The text lines of a BGR image, detected but not read yet (screen pixels)."""
+        ox, oy = origin
+        return [Line((x0 + ox, y0 + oy, x1 + ox, y1 + oy))
+                for x0, y0, x1, y1 in self.detect(pixels, fine=fine)]
+
+    def read(self, pixels: np.ndarray, origin: tuple[int, int] = (0, 0), *, fine: bool = False
+             ) -> list[TextBox]:
+        """Detect and read every text line of a BGR image accurately; words in screen pixels."""
+        pixels = as_bgr(pixels)
+        lines = self.lines(pixels, origin, fine=fine)
+        self.read_lines(pixels, origin, lines, accurate=True)
+        return [w for line in lines for w in line.words]
 
 
-_engine: OcrEngine | None = None
+def line_words(line: Line, reading: Reading) -> tuple[TextBox, ...]:
+    """The words of one line's reading, in screen pixels (none when it is illegible)."""
+    if not reading.text.strip() or reading.confidence < MIN_LINE_CONFIDENCE:
+        return ()
+    x0, y0, x1, y1 = line.box
+    return tuple(TextBox(word, (x0 + wx0, y0, x0 + wx1, y1), round(conf, 4), line.id)
+                 for word, wx0, wx1, conf in split_words(reading.chars, x1 - x0))
+
+
+@dataclass
+class _LoadState:
+    engine: OcrEngine | None = None
+    error: BaseException | None = None
+    requested_at: float | None = None  # time.monotonic() when loading began
+    loaded_at: float | None = None
+    first_use_at: float | None = None  # the first get_engine() call from a caller (not the preloader)
+    waited_s: float = 0.0  # time callers spent waiting for the load
+    load_s: float = 0.0
+
+
+_state = _LoadState()
 _engine_lock = threading.Lock()
+_PRELOADER = "deskpilot-ocr-preload"
+
+
+def _load() -> OcrEngine:
+    """Load under the lock (once); re-raise a failed load's error as OcrUnavailable."""
+    with _engine_lock:
+        if _state.engine is None:
+            _state.requested_at = _state.requested_at or time.monotonic()
+            start = time.monotonic()
+            try:
+                _state.engine = OcrEngine()
+            except ImportError as exc:
+                raise OcrUnavailable(f"OCR needs onnxruntime and opencv ({exc}); pip install onnxruntime") from exc
+            _state.load_s = time.monotonic() - start
+            _state.loaded_at = time.monotonic()
+        return _state.engine
 
 
 def get_engine() -> OcrEngine:
-    """The process-wide engine, loaded on first use (thread-safe, once)."""
-    global _engine
-    if _engine is None:
-        with _engine_lock:
-            if _engine is None:
-                try:
-                    _engine = OcrEngine()
-                except ImportError as exc:
-                    raise OcrUnavailable(
-                        f"OCR needs rapidocr and onnxruntime ({exc}); pip install rapidocr onnxruntime"
-                    ) from exc
-    return _engine
+    """The process-wide engine, loaded on first use (thread-safe, once); waits for a preload in progress."""
+    engine = _state.engine
+    if threading.current_thread().name != _PRELOADER:
+        now = time.monotonic()
+        if _state.first_use_at is None:
+            _state.first_use_at = now
+        if engine is None:
+            engine = _load()
+            _state.waited_s += time.monotonic() - now
+    return engine if engine is not None else _load()
+
+
+def preload() -> None:
+    """Start loading the engine in a background thread (no-op when loaded or loading); never raises.
+
+    A failed load is not reported here: the next `get_engine()` tries again and raises.
+    """
+    if _state.engine is not None or _state.requested_at is not None:
+        return
+    _state.requested_at = time.monotonic()
+
+    def load() -> None:
+        try:
+            _load()
+        except Exception as exc:  # noqa: BLE001 - reported by the caller's own get_engine()
+            _state.error = exc
+
+    loader = threading.Thread(target=load, name=_PRELOADER, daemon=True)
+    # A process that ends while onnxruntime is still building a session aborts ("terminate called
+    # without an active exception"): at exit, let the load finish first (it takes well under 2 s).
+    atexit.register(loader.join, 30)
+    loader.start()
 
 
 def load_engine() -> float:
     """Load the shared engine now; return the seconds it took (0 when it was loaded already)."""
     start = time.perf_counter()
-    loaded = _engine is not None
+    loaded = _state.engine is not None
     get_engine()
     return 0.0 if loaded else time.perf_counter() - start
+
+
+def load_timeline() -> dict[str, float | None]:
+    """When the engine's load began and ended, when a caller first wanted it and how long callers
+    waited for it (time.monotonic() seconds), and how long the load itself took."""
+    return {"requested_at": _state.requested_at, "loaded_at": _state.loaded_at,
+            "first_use_at": _state.first_use_at, "waited_s": round(_state.waited_s, 4),
+            "load_s": round(_state.load_s, 4)}
 
 
 def as_bgr(pixels: np.ndarray) -> np.ndarray:
@@ -258,45 +249,6 @@ def as_bgr(pixels: np.ndarray) -> np.ndarray:
     if pixels.ndim == 3 and pixels.shape[2] == 3:
         return pixels
     raise ValueError(f"pixels must be HxW, HxWx3 (BGR) or HxWx4, got shape {pixels.shape}")
-
-
-def _split_words(chars: list[_Char], width: int) -> list[tuple[str, int, int, float]]:
-    """Group decoded characters into words: `(word, x0, x1, confidence)` in line-crop pixels.
-
-    Spaces split words, and so does a gap of more than four character pitches. Between two
-    words one space apart the edge lies half-way between their facing characters; elsewhere
-    0.6 pitch beyond the outer character. The first and last words reach the crop's edges.
-    """
-    positions = [x for ch, x, _ in chars if not ch.isspace()]
-    gaps = sorted(b - a for a, b in itertools.pairwise(positions) if b > a)
-    pitch = gaps[len(gaps) // 2] if gaps else width / max(1, len(chars))
-    groups: list[list[_Char]] = [[]]
-    for ch, x, p in chars:
-        if ch.isspace():
-            groups.append([])
-        elif groups[-1] and x - groups[-1][-1][1] > max(4 * pitch, 4.0):
-            groups.append([(ch, x, p)])
-        else:
-            groups[-1].append((ch, x, p))
-    groups = [g for g in groups if g]
-    edges = [0.0]  # edges[k] is the left edge of word k, edges[k + 1] - its right edge
-    rights = []
-    for before, after in itertools.pairwise(groups):
-        end, start = before[-1][1], after[0][1]
-        if start - end <= 2.2 * pitch:
-            rights.append((end + start) / 2)
-            edges.append((end + start) / 2)
-        else:
-            rights.append(end + 0.6 * pitch)
-            edges.append(start - 0.6 * pitch)
-    rights.append(float(width))
-    words = []
-    for group, left, right in zip(groups, edges, rights, strict=True):
-        x0 = max(0, min(width - 1, round(left)))
-        x1 = max(x0 + 1, min(width, round(right)))
-        confidence = sum(p for _, _, p in group) / len(group)
-        words.append(("".join(ch for ch, _, _ in group), x0, x1, confidence))
-    return words
 
 
 def pixels_of(image: Frame | np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:

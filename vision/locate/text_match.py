@@ -3,9 +3,12 @@
 A query of one or more words matches a run of consecutive OCR words on one visual line, which
 may span several OCR boxes (two labels side by side). By default case is ignored and OCR slips
 are tolerated: punctuation is dropped, look-alikes (0/O, 1/l/I, 5/S, rn/m) are folded, and the
-score is `1 - edit distance / length`; `exact=True` asks for the same words, case-sensitive, with
-only punctuation at the run's outer edges ignored. A run that covers only part of an OCR line
-(the "Save" of "Save as") scores 0.01 lower than a whole one, so the whole one wins.
+score is `1 - edit distance / length`. `exact=True` means exact: the query's words must be the
+whole text of one OCR word box, or for several words of a run of consecutive boxes on one line,
+case and punctuation included, nothing stripped (`1` does not match a key read as `+1-`); only
+the spaces between words are not compared (`"Save  as"` is `"Save as"`). A run that covers only
+part of an OCR line (the "Save" of "Save as") scores 0.01 lower than a whole one, so the whole
+one wins.
 """
 
 from __future__ import annotations
@@ -46,16 +49,6 @@ class TextMatch:
 
 
 _FOLD = str.maketrans({"0": "o", "1": "l", "i": "l", "|": "l", "5": "s", "8": "b"})
-
-
-def strip_punctuation(text: str) -> str:
-    """`text` without punctuation or symbols at either end."""
-    start, end = 0, len(text)
-    while start < end and unicodedata.category(text[start])[0] in "PS":
-        start += 1
-    while end > start and unicodedata.category(text[end - 1])[0] in "PS":
-        end -= 1
-    return text[start:end]
 
 
 def normalize(text: str) -> str:
@@ -164,22 +157,35 @@ def _score_runs(pool: Sequence[TextBox], query: str, *, exact: bool, floor: floa
                 run = chain[start:start + length]
                 if len(run) < length:
                     break
-                text = " ".join(w.text for w in run)
                 if exact:
-                    if len(run) != len(q_words) or q_text not in (text, strip_punctuation(text)):
+                    if len(run) != len(q_words) or " ".join(w.text for w in run) != q_text:
                         continue
                     likeness = 1.0
                 elif q_norm:
-                    likeness = similarity("".join(norms[id(w)] for w in run), q_norm, floor=floor)
+                    joined = "".join(norms[id(w)] for w in run)
+                    if min(len(joined), len(q_norm)) < floor * max(len(joined), len(q_norm)):
+                        continue  # the lengths alone rule it out
+                    likeness = similarity(joined, q_norm, floor=floor)
                 else:  # a query of symbols only ("+", "..."): compare the symbols themselves
                     likeness = float("".join(w.text for w in run) == "".join(q_words))
                 whole = sum(line_sizes[n] for n in {w.line for w in run}) == len(run)
                 score = round(max(0.0, likeness - (0.0 if whole else PARTIAL_PENALTY)), 4)
                 if likeness > 0.0 and score >= floor:
                     confidence = round(sum(w.confidence for w in run) / len(run), 4)
+                    text = " ".join(w.text for w in run)
                     scored.append(TextMatch(text, union([w.box for w in run]), score, confidence, tuple(run)))
     scored.sort(key=lambda m: (-m.score, -m.confidence, len(m.words)))
     return scored
+
+
+def loose_lines(words: Sequence[TextBox], query: str, floor: float) -> dict[int, float]:
+    """Line id -> the best fuzzy score of any run of words through that line (runs scoring at
+    least `floor` only): which lines could hold `query`, judged on a rough reading."""
+    best: dict[int, float] = {}
+    for m in _score_runs([w for w in words if w.text.strip()], query, exact=False, floor=floor):
+        for w in m.words:
+            best[w.line] = max(best.get(w.line, 0.0), m.score)
+    return best
 
 
 def _closest(scored: Sequence[TextMatch], limit: int = 5) -> list[TextMatch]:
