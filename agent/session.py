@@ -93,6 +93,7 @@ class Session:
         self.usage = Usage()  # what the model steps of a task cost
         self.stop_event = stop or StopSignal()
         self._stack = ExitStack()
+        self._tree: Any = None
         try:
             if desktop is None:
                 desktop = self._stack.enter_context(open_display(options.display, options.size))
@@ -142,6 +143,16 @@ class Session:
         else:
             self.stop_event.set()
         self.executor.cancel()
+
+    @property
+    def tree(self) -> Any:
+        """The accessibility tree of this session's display (`vision.locate.atspi.AtspiTree`), opened on first use."""
+        if self._tree is None:
+            from vision.locate.atspi import AtspiTree
+
+            self._tree = AtspiTree(self.desktop.env(), problem=getattr(self.desktop, "accessibility_problem", None))
+            self._stack.callback(self._tree.close)
+        return self._tree
 
     @property
     def model(self) -> Any:

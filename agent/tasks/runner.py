@@ -45,6 +45,7 @@ from agent.tasks.schema import Task
 from agent.tasks.targets import PointTarget
 from agent.types import RunResult
 from vision.capture import Frame
+from vision.locate.accessibility import NoTree
 from vision.locate.find import AmbiguousMatch, NotFound
 
 POINTER_ACTIONS = {"click": "left_click", "double_click": "double_click", "triple_click": "triple_click",
@@ -151,6 +152,8 @@ class TaskRunner:
         else:  # pragma: no cover - the schema admits no other kind
             raise StepFailed(f"{where}: unknown step kind {item.kind}")
         find_ms = round((time.monotonic() - started) * 1000, 1)
+        if found is not None and "coordinate" in action and not extra.get("condition"):
+            extra.update(self.element_under(start if isinstance(item, DragStep) else found))
         result, timing = self.stepper.perform(
             lambda: self.session.executor.perform(parse_action(action, self.session.screen.size)))
         point = found.point if found is not None and "coordinate" in action and not extra.get("condition") else None
@@ -211,9 +214,13 @@ class TaskRunner:
         while True:
             frame = self.grab()
             try:
-                return locate(query, frame, self.finder, self.session.screen.size)
+                return locate(query, frame, self.finder, self.session.screen.size, self.session.tree)
             except AmbiguousMatch as exc:
                 raise StepFailed(f"{where}: {exc}") from None
+            except NoTree as exc:  # no fallback text, and no tree to wait for: the environment lacks it
+                ended = StepFailed(f"{where}: {exc}")
+                ended.status, ended.exit_code = "error", ExitCode.ENVIRONMENT
+                raise ended from None
             except NotFound as exc:
                 if time.monotonic() >= deadline:
                     shot = self.recorder.save_frame(frame, f"notfound-{n}") if save else None
@@ -223,6 +230,14 @@ class TaskRunner:
                 raise StepFailed(str(exc)) from None
             self.budget.check()
             time.sleep(POLL_S)
+
+    def element_under(self, found: Found) -> dict[str, Any]:
+        """`{"element": ...}`: the accessible element at a pointer step's point, for replay and codegen ({} if none)."""
+        from vision.locate.accessibility import element_at
+
+        size = self.session.screen.size
+        element = found.element or element_at(self.session.tree, found.point, (0, 0, size.width, size.height))
+        return {"element": element.as_dict()} if element is not None else {}
 
     def expand(self, path: Path) -> Path:
         """A check's path with `$VAR`/`${VAR}` from the commands' environment, relative to the task's folder."""

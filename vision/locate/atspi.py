@@ -67,19 +67,33 @@ def _role(number: int) -> str:
 class AtspiTree:
     """The accessibility tree of the applications of one desktop session (see the module docstring)."""
 
-    def __init__(self, env: Mapping[str, str] | None = None, *, timeout_s: float = 1.5) -> None:
+    def __init__(self, env: Mapping[str, str] | None = None, *, timeout_s: float = 1.5,
+                 problem: str | None = None) -> None:
+        """`problem`: why this display has no tree, when the caller already knows (every read raises it)."""
         self.env = dict(os.environ if env is None else env)
         self.timeout_ms = int(timeout_s * 1000)
         self._bus: Any = None
+        self._failed: NoTree | None = NoTree(f"no accessibility tree: {problem}") if problem else None
         self._lock = threading.RLock()
 
     # --- the connection ---------------------------------------------------------------------
     def connect(self) -> Any:
-        """The accessibility bus (connected once); NoTree saying what is missing."""
+        """The accessibility bus (connected once); NoTree saying what is missing (the same one every time after)."""
         with self._lock:
+            if self._failed is not None:
+                raise NoTree(str(self._failed))
             if self._bus is None:
-                self._bus = self._open()
+                try:
+                    self._bus = self._open()
+                except NoTree as exc:
+                    self._failed = exc
+                    raise
             return self._bus
+
+    @property
+    def available(self) -> bool | None:
+        """False once reading the tree failed for good, True once connected, None before trying."""
+        return False if self._failed is not None else True if self._bus is not None else None
 
     def _open(self) -> Any:
         try:
