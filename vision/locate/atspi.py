@@ -28,8 +28,9 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from vision.locate.accessibility import ATSPI_ROLES, Key, Node, NoTree
+from vision.locate.accessibility import Key, Node, NoTree
 from vision.locate.find import Box
+from vision.locate.roles import ATSPI_ROLES
 
 STATE_NAMES = (
     "invalid", "active", "armed", "busy", "checked", "collapsed", "defunct", "editable", "enabled", "expandable",
