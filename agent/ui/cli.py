@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     act.add_argument("actions", nargs="+", metavar="ACTION",
                      help='e.g. \'{"action":"left_click","coordinate":[200,150]}\'')
 
+    inspect = sub.add_parser("inspect", help="print the accessibility tree (role, name, box, states), or the element "
+                             "at a point, to write {role, name} targets with", parents=[display_only])
+    inspect.add_argument("--at", type=opt.screen_point, metavar="X,Y", help="only the element a click there lands on")
+    inspect.add_argument("--json", action="store_true", help="print JSON (a list of elements, or one element)")
+
     shot = sub.add_parser("screenshot", help="save the screen, or the image exactly as the model receives it",
                           parents=[display])
     shot.add_argument("--model-size", action="store_true", help="resize to the model's image size")
@@ -173,6 +178,44 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
             image = encode(frame.pixels)
     out.write_bytes(image.data)
     print(f"{out} {image.size} ({'model image' if args.model_size else 'screen'}, {len(image.data)} bytes)")
+    return ExitCode.OK
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Print the display's accessibility tree, or the element at `--at`; exit 1 when nothing is there."""
+    from agent.session import open_display
+    from vision.locate.accessibility import NoTree, Snapshot, format_tree
+    from vision.locate.atspi import AtspiTree
+
+    with open_display(args.display) as desktop:
+        size = desktop.size()
+        if args.at and not (args.at[0] < size.width and args.at[1] < size.height):
+            raise BadInput(f"--at {args.at[0]},{args.at[1]} lies outside the {size} screen of {desktop.display}")
+        tree = AtspiTree(desktop.env(), problem=getattr(desktop, "accessibility_problem", None))
+        try:
+            snapshot = Snapshot(tree, (0, 0, size.width, size.height))
+            found = [snapshot.at(args.at)] if args.at else snapshot.showing()
+        except NoTree as exc:
+            raise EnvironmentProblem(str(exc)) from None
+        finally:
+            tree.close()
+    elements = [e for e in found if e is not None]
+    if args.at and not elements:
+        print(f"no accessible element at {args.at[0]},{args.at[1]} on {desktop.display}", file=sys.stderr)
+        return ExitCode.FAILED
+    if args.json:
+        rows = [json.dumps(e.as_dict(), ensure_ascii=False) for e in elements]
+        print(rows[0] if args.at else "[\n" + ",\n".join(rows) + "\n]")
+    elif args.at:
+        from vision.locate.accessibility import describe_path
+
+        element = elements[0]
+        print(f"{element.describe()}  states: {', '.join(element.states) or '-'}")
+        print(f"path: {describe_path(element.path)}")
+        print(f"target: {{role: {element.role}, name: {json.dumps(element.name, ensure_ascii=False)}}}")
+    else:
+        print(format_tree(elements))
+        print(f"{len(elements)} elements showing on {desktop.display}")
     return ExitCode.OK
 
 
@@ -327,6 +370,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "doctor": cmd_doctor,
     "act": cmd_act,
     "screenshot": cmd_screenshot,
+    "inspect": cmd_inspect,
 }
 
 

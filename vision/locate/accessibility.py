@@ -305,13 +305,17 @@ def element_at(source: TreeSource, point: tuple[int, int], screen: Box | None = 
 
 
 def format_tree(elements: Sequence[Element]) -> str:
-    """An indented listing, one element per line: role, name, box and states, as `deskpilot inspect` prints."""
-    lines = []
+    """An indented listing, one element per line (role, name, box, states), under a line per application,
+    as `deskpilot inspect` prints it."""
+    lines, app = [], None
     for e in elements:
-        states = f"  [{', '.join(s for s in e.states if s not in ('enabled', 'sensitive'))}]" \
-            if any(s not in ('enabled', 'sensitive') for s in e.states) else ""
+        if e.app != app:
+            app = e.app
+            lines.append(f"application {app!r}")
+        states = [s for s in e.states if s not in ("enabled", "sensitive", "focusable")]
+        shown = f"  [{', '.join(states)}]" if states else ""
         name = f" {e.name!r}" if e.name else ""
-        lines.append(f"{'  ' * max(0, len(e.path) - 1)}{e.role}{name} {list(e.box)}{states}")
+        lines.append(f"{'  ' * len(e.path)}{e.role}{name} {list(e.box)}{shown}")
     return "\n".join(lines)
 
 

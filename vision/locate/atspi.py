@@ -1,9 +1,10 @@
 """Reading the accessibility tree on Linux: AT-SPI's D-Bus API, spoken through GLib's Gio (PyGObject).
 
 `AtspiTree(env)` is a `vision.locate.accessibility.TreeSource` for the desktop session whose
-environment is `env` (its `DBUS_SESSION_BUS_ADDRESS`, or `AT_SPI_BUS_ADDRESS` when set, as
-libatspi reads them): it asks the session bus's `org.a11y.Bus` for the accessibility bus, and
-lists the applications the AT-SPI registry knows. Several desktops, each with its own buses, can
+environment is `env`. It finds the accessibility bus as libatspi does: `AT_SPI_BUS_ADDRESS`,
+else the `AT_SPI_BUS` property of the display's root window (deskpilot's virtual desktops set
+it), else the session bus's `org.a11y.Bus` (`DBUS_SESSION_BUS_ADDRESS`); then it lists the
+applications the AT-SPI registry knows. Several desktops, each with its own buses, can
 be read from one process; nothing here aborts the process when a bus is missing (libatspi does),
 the problem is a `NoTree` that says what is missing.
 
@@ -103,7 +104,12 @@ class AtspiTree:
             raise NoTree(f"reading the accessibility tree needs PyGObject ({exc}): {INSTALL_HINT}") from None
         flags = Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION
         display = self.env.get("DISPLAY") or "this session"
-        address = self.env.get("AT_SPI_BUS_ADDRESS")
+        address = self.env.get("AT_SPI_BUS_ADDRESS") or _root_property(self.env.get("DISPLAY"))
+        if address:
+            try:
+                bus = Gio.DBusConnection.new_for_address_sync(address, flags, None, None)
+            except GLib.Error:  # a stale property: ask the session bus
+                address = None
         if not address:
             session_address = self.env.get("DBUS_SESSION_BUS_ADDRESS")
             if not session_address:
@@ -119,11 +125,11 @@ class AtspiTree:
                 raise NoTree(f"no accessibility tree on {display}: the accessibility bus is not running "
                              f"({exc.message}); install at-spi2-core, or use --display virtual, where deskpilot "
                              "starts it") from None
-        try:
-            bus = Gio.DBusConnection.new_for_address_sync(address, flags, None, None)
-        except GLib.Error as exc:
-            raise NoTree(f"no accessibility tree on {display}: cannot connect to the accessibility bus "
-                         f"{address} ({exc.message})") from None
+            try:
+                bus = Gio.DBusConnection.new_for_address_sync(address, flags, None, None)
+            except GLib.Error as exc:
+                raise NoTree(f"no accessibility tree on {display}: cannot connect to the accessibility bus "
+                             f"{address} ({exc.message})") from None
         for args in (GLib.Variant("(s)", ("object:children-changed",)),
                      GLib.Variant("(sass)", ("object:children-changed", [], ""))):
             try:  # toolkits fill their object caches once someone listens (the signature changed over time)
@@ -257,6 +263,28 @@ class AtspiTree:
                     following += [(kid, key if not (root and skip_root) else parent, i) for i, kid in enumerate(kids)]
             level = following[:max(0, limit - len(found))]
         return found
+
+
+def _root_property(display: str | None) -> str | None:
+    """The AT_SPI_BUS property of `display`'s root window (where an accessibility bus may be published)."""
+    if not display:
+        return None
+    try:
+        from Xlib import X
+        from Xlib.display import Display
+
+        conn = Display(display)
+        try:
+            atom = conn.intern_atom("AT_SPI_BUS", only_if_exists=True)
+            value = conn.screen().root.get_full_property(atom, X.AnyPropertyType) if atom else None
+        finally:
+            conn.close()
+    except Exception:  # no such display: the session bus decides
+        return None
+    if value is None or not value.value:
+        return None
+    raw = value.value
+    return (raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)).strip("\0") or None
 
 
 def _screen_coords() -> Any:

@@ -8,6 +8,9 @@ accessibility bus answers, and marks accessibility enabled (`org.a11y.Status.IsE
 reads). `program_env` is what programs launched on the desktop then need: the session bus's
 address, `NO_AT_BRIDGE` removed (it turns GTK's bridge off), the switches Qt and Chromium read,
 and, when GTK 2's bridge module is installed, `GTK_MODULES` (GTK 3 loads its bridge by itself).
+The accessibility bus's address is also published as the root window's `AT_SPI_BUS` property,
+where libatspi (and `vision.locate.atspi`) look before asking a session bus, so any process that
+only knows the display (`deskpilot inspect --display :N`) finds the tree.
 
 A private session bus also keeps the sandbox's programs off the user's session (a second
 instance of a single-instance application would otherwise hand its work to the user's one).
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import select
 import shutil
 import subprocess
@@ -91,10 +95,29 @@ def start_buses(spawn: Callable[..., subprocess.Popen], env: dict[str, str], tim
         return Buses(problem="the D-Bus session bus of this display did not start")
     buses = Buses(address, extra={"GTK_MODULES": _gtk_modules(env)} if glob.glob(GTK2_BRIDGE) else {})
     spawn([launcher, "--launch-immediately"], env=buses.program_env(env), **quiet)
-    problem = _wait_ready(buses.program_env(env), timeout)
+    problem, a11y_address = _wait_ready(buses.program_env(env), timeout)
     if problem is not None:
         return Buses(address, problem=problem)
+    if a11y_address:
+        _publish(env.get("DISPLAY", ""), a11y_address)
     return buses
+
+
+def _publish(display: str, address: str) -> None:
+    """Set the root window's AT_SPI_BUS property to the accessibility bus's address (best effort)."""
+    try:
+        from Xlib import X, Xatom
+        from Xlib.display import Display
+
+        conn = Display(display)
+        try:
+            conn.screen().root.change_property(conn.intern_atom("AT_SPI_BUS"), Xatom.STRING, 8, address.encode(),
+                                               X.PropModeReplace)
+            conn.sync()
+        finally:
+            conn.close()
+    except Exception:  # the session bus still leads to it
+        pass
 
 
 def _gtk_modules(env: dict[str, str]) -> str:
@@ -116,20 +139,22 @@ def _read_line(fd: int, timeout: float) -> str:
     return data.decode(errors="replace").strip()
 
 
-def _wait_ready(env: dict[str, str], timeout: float) -> str | None:
-    """Wait until `org.a11y.Bus` answers on the session bus, then mark accessibility enabled; the problem, if any."""
+def _wait_ready(env: dict[str, str], timeout: float) -> tuple[str | None, str | None]:
+    """Wait until `org.a11y.Bus` answers on the session bus, then mark accessibility enabled:
+    (the problem, if any; the accessibility bus's address, if known)."""
     send = shutil.which("dbus-send")
     if send is None:  # the bus starts the launcher on demand anyway; nothing to wait with
-        return None
+        return None, None
     ask = [send, "--session", "--print-reply", f"--reply-timeout={int(timeout * 1000)}", "--dest=org.a11y.Bus",
            "/org/a11y/bus"]
     try:
         done = subprocess.run([*ask, "org.a11y.Bus.GetAddress"], env=env, capture_output=True, text=True,
                               timeout=timeout + 1)
         if done.returncode != 0:
-            return f"the accessibility bus of this display did not start: {done.stderr.strip()[:300]}"
+            return f"the accessibility bus of this display did not start: {done.stderr.strip()[:300]}", None
         subprocess.run([*ask, "org.freedesktop.DBus.Properties.Set", "string:org.a11y.Status", "string:IsEnabled",
                         "variant:boolean:true"], env=env, capture_output=True, timeout=timeout + 1)
     except subprocess.TimeoutExpired:
-        return f"the accessibility bus of this display did not answer within {timeout:g} s"
-    return None
+        return f"the accessibility bus of this display did not answer within {timeout:g} s", None
+    found = re.search(r'string "([^"]+)"', done.stdout)
+    return None, found.group(1) if found else None
