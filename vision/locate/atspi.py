@@ -31,7 +31,7 @@ from typing import Any
 
 from vision.locate.accessibility import Key, Node, NoTree
 from vision.locate.find import Box
-from vision.locate.roles import ATSPI_ROLES
+from vision.locate.roles import ATSPI_ROLES, INTERACTIVE
 
 STATE_NAMES = (
     "invalid", "active", "armed", "busy", "checked", "collapsed", "defunct", "editable", "enabled", "expandable",
@@ -48,6 +48,7 @@ INSTALL_HINT = ("pip install 'deskpilot[a11y]' (PyGObject; it builds against the
                 "libgirepository1.0-dev and libcairo2-dev, which scripts/setup installs)")
 MAX_NODES = 20_000  # per application, when walking
 _NULL = "/org/a11y/atspi/null"
+LABELLED_BY = 2  # AtspiRelationType
 MAX_MANAGED = 500  # children read under one object that manages its descendants
 
 Call = tuple[str, str, str, str, Any, str | None]  # bus name, path, interface, method, args, reply type
@@ -215,7 +216,27 @@ class AtspiTree:
                 items.append(Node((bus_name, root), "application", app, frozenset(), None,
                                   tuple(n.key for n in items if n.parent == (bus_name, root)), 0, app, False))
             out += items
-        return _linked(out)
+        return self.labelled(_linked(out))
+
+    def labelled(self, nodes: list[Node]) -> list[Node]:
+        """Unnamed fields and controls named by the labels that label them (AT-SPI's labelled-by relation), as a
+        person reads them: a GTK entry with a "Name:" label is the textbox "Name:"."""
+        from dataclasses import replace
+
+        unnamed = [n for n in nodes if not n.name and n.role in INTERACTIVE]
+        if not unnamed:
+            return nodes
+        by_key = {n.key: n for n in nodes}
+        replies = self.batch([(*n.key, ACCESSIBLE, "GetRelationSet", None, "(a(ua(so)))") for n in unnamed])
+        names: dict[Key, str] = {}
+        for node, reply in zip(unnamed, replies, strict=True):
+            if not isinstance(reply, tuple):
+                continue
+            labels = [by_key[(str(b), str(p))].name for kind, targets in reply[0] if kind == LABELLED_BY
+                      for b, p in targets if (str(b), str(p)) in by_key]
+            if any(label.strip() for label in labels):
+                names[node.key] = " ".join(label.strip() for label in labels if label.strip())
+        return [replace(n, name=names[n.key]) if n.key in names else n for n in nodes]
 
     def boxes(self, keys: Sequence[Key]) -> dict[Key, Box | None]:
         """Screen boxes of `keys` (Component.GetExtents in screen coordinates), all asked at once."""

@@ -204,10 +204,10 @@ class VirtualDesktop(Desktop):
                 self._start_xvfb(xvfb, timeout)
                 if self.window_manager:
                     self._start_wm()
-                if self.accessibility:
-                    from actions.platform.x11.accessibility_bus import start_buses
+                from actions.platform.x11.accessibility_bus import Buses, start_buses
 
-                    self.buses = start_buses(self._spawn, self.env())
+                self.buses = start_buses(self._spawn, self.env()) if self.accessibility else Buses(
+                    problem="accessibility is switched off for this virtual desktop")
             except BaseException:
                 self.stop()
                 raise
