@@ -61,8 +61,10 @@ class Agent:
                  view: Callable[[Frame], Frame], release: Callable[[], None], config: LoopConfig | None = None,
                  on_step: Callable[[dict, Usage], None] | None = None,
                  confirm: Callable[[ToolCall, Any], None] | None = None, stop: threading.Event | None = None,
-                 pause: threading.Event | None = None, owns_recording: bool = True):
+                 pause: threading.Event | None = None, owns_recording: bool = True,
+                 element_at: Callable[[tuple[int, int]], dict | None] | None = None):
         self.model, self.tools, self.recorder = model, tools, recorder
+        self.element_at = element_at  # the accessible element under a pointer step's point, recorded for replay
         self.view, self.release = view, release
         self.config = config or LoopConfig()
         self.confirm = confirm
@@ -159,11 +161,13 @@ class Agent:
         self.budget.check()
         before = self.stepper.look()
         invocation: Invocation | None = None
+        element: dict | None = None
         timing: dict[str, Any] = {"capture_ms": None, "exec_ms": None, "settle_ms": None}
         try:
             invocation = self.tools.validate(call)
             if self.confirm:
                 self.confirm(call, invocation.action)
+            element = self.element_under(invocation)
             result, timing = self.stepper.perform(lambda: self.tools.run(invocation), settle=invocation.settles)
         except (ActionError, ToolError) as exc:
             result = ToolResult(error=str(exc))
@@ -171,13 +175,18 @@ class Agent:
         if repeats >= self.config.warn_repeats:
             result = replace(result, system=f"This same call has now run {repeats} times on an unchanged screen "
                                             "without effect; try a different approach.")
-        self.record(call, invocation, before, result, reply, {**timing, "model_ms": _ms(reply)})
+        self.record(call, invocation, before, result, reply, {**timing, "model_ms": _ms(reply)}, element)
         if repeats >= self.config.stop_repeats:
             raise Stuck(f"stuck: the same {call.name} call repeated {repeats} times on an unchanged screen")
         return result, invocation
 
+    def element_under(self, invocation: Invocation) -> dict | None:
+        """The accessible element at a pointer action's first point, before it acts (None without a tree)."""
+        point = _pointer(invocation.action)
+        return self.element_at(point) if point is not None and self.element_at is not None else None
+
     def record(self, call: ToolCall, invocation: Invocation | None, before: Frame, result: ToolResult,
-               reply: Reply | None, timing: dict) -> None:
+               reply: Reply | None, timing: dict, element: dict | None = None) -> None:
         """Append the step to the recording and tell the callback."""
         action = invocation.action if invocation else None
         point = getattr(action, "coordinate", None) or getattr(action, "start_coordinate", None)
@@ -189,7 +198,7 @@ class Agent:
             timing={k: timing.get(k) for k in ("capture_ms", "model_ms", "exec_ms", "settle_ms")}, point=point,
             model_action=model_action.model_dump(exclude_none=True) if model_action else None,
             usage=reply.usage.as_dict() if reply else None, thought=(reply.text or None) if reply else None,
-            tool=call.name, output=(result.output or "")[:2000] or None)
+            tool=call.name, output=(result.output or "")[:2000] or None, **({"element": element} if element else {}))
         self.budget.steps += 1
 
     def count_repeats(self, before: Frame, call: ToolCall) -> int:
@@ -206,6 +215,14 @@ class Agent:
             return RunResult(status, int(exit_code), message, self.steps, self.usage)
         return finish_run(self.recorder, status, exit_code, message, steps=self.steps, usage=self.usage,
                           final=final_frame(self.stepper.grab, self.stepper.frame))
+
+
+def _pointer(action: Any) -> tuple[int, int] | None:
+    """A pointer action's first point (a drag's start), in screen pixels; None for other actions."""
+    if action is None or action.action not in POINTER_ACTIONS:
+        return None
+    point = getattr(action, "start_coordinate", None) or getattr(action, "coordinate", None)
+    return (int(point[0]), int(point[1])) if point else None
 
 
 def _ms(reply: Reply | None) -> float | None:

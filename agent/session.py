@@ -154,6 +154,15 @@ class Session:
             self._stack.callback(self._tree.close)
         return self._tree
 
+    def element_at(self, point: tuple[int, int]) -> dict | None:
+        """The accessible element under `point` (role, name, box, path) as recorded for replay; None when there
+        is none or no tree (a display without one is asked once)."""
+        from vision.locate.accessibility import element_at
+
+        size = self.screen.size
+        element = element_at(self.tree, point, (0, 0, size.width, size.height))
+        return element.as_dict() if element is not None else None
+
     @property
     def model(self) -> Any:
         """The model, its credentials checked on first use (scripted tasks never need an API key)."""
@@ -177,7 +186,7 @@ class Session:
         return Agent(self.model, self.tools, recorder, grab=self.screen.grab, view=self.computer.model_view,
                      release=self.executor.release, config=loop or self.options.loop, on_step=callbacks.on_step,
                      confirm=callbacks.confirm or self.policy_confirm(callbacks), stop=callbacks.stop,
-                     pause=callbacks.pause, owns_recording=owns_recording)
+                     pause=callbacks.pause, owns_recording=owns_recording, element_at=self.element_at)
 
     def policy_confirm(self, callbacks: Callbacks) -> Callable[[ToolCall, Any], None]:
         """The safety policy's confirm hook: every model action is allowed, asked about or refused by rule."""

@@ -233,11 +233,8 @@ class TaskRunner:
 
     def element_under(self, found: Found) -> dict[str, Any]:
         """`{"element": ...}`: the accessible element at a pointer step's point, for replay and codegen ({} if none)."""
-        from vision.locate.accessibility import element_at
-
-        size = self.session.screen.size
-        element = found.element or element_at(self.session.tree, found.point, (0, 0, size.width, size.height))
-        return {"element": element.as_dict()} if element is not None else {}
+        element = found.element.as_dict() if found.element is not None else self.session.element_at(found.point)
+        return {"element": element} if element is not None else {}
 
     def expand(self, path: Path) -> Path:
         """A check's path with `$VAR`/`${VAR}` from the commands' environment, relative to the task's folder."""
