@@ -41,7 +41,10 @@ class LoopConfig:
     settle: SettleConfig = field(default_factory=SettleConfig)
     warn_repeats: int = 3  # the same action on the same screen this often: tell the model
     stop_repeats: int = 5  # ... this often: stop the run as stuck
+    observe: str = "screenshot"  # "screenshot+tree": each observation also lists the interactive elements
 
+
+LIST_KEEP, LIST_BATCH = 1, 8  # element lists (--observe screenshot+tree) kept, and dropped at a time
 
 SYSTEM_PROMPT = """You operate a Linux desktop through the computer tool; you also have a bash shell and a \
 text editor. Screenshots show the whole screen as a {width}x{height} image; give coordinates in that image. \
@@ -62,8 +65,10 @@ class Agent:
                  on_step: Callable[[dict, Usage], None] | None = None,
                  confirm: Callable[[ToolCall, Any], None] | None = None, stop: threading.Event | None = None,
                  pause: threading.Event | None = None, owns_recording: bool = True,
-                 element_at: Callable[[tuple[int, int]], dict | None] | None = None):
+                 element_at: Callable[[tuple[int, int]], dict | None] | None = None,
+                 observe: Callable[[], str | None] | None = None):
         self.model, self.tools, self.recorder = model, tools, recorder
+        self.observe = observe  # text that goes with each screenshot the model gets (the element list), or None
         self.element_at = element_at  # the accessible element under a pointer step's point, recorded for replay
         self.view, self.release = view, release
         self.config = config or LoopConfig()
@@ -75,6 +80,7 @@ class Agent:
                                on_step=on_step, usage=lambda: self.budget.usage)
         self.history: list[Turn] = []
         self._seen: deque[str] = deque(maxlen=20)
+        self._listed: list[tuple[int, Turn]] = []  # turns holding element lists (history index, the turn without)
 
     @property
     def usage(self) -> Usage:
@@ -96,7 +102,10 @@ class Agent:
         self.budget.restart_clock()
         first = self.view(self.stepper.look())
         self.image = first.size
-        self.history.append(UserTurn((goal, first)))
+        seen = self.observe() if self.observe else None
+        self.history.append(UserTurn((goal, first, seen) if seen else (goal, first)))
+        if seen:
+            self.keep_latest_list(UserTurn((goal, first)))
         try:
             while True:
                 reply = self.ask()
@@ -152,9 +161,27 @@ class Agent:
             for call in reply.tool_calls:
                 results.setdefault(call.id, ToolResult(error="interrupted: the run was stopped before this call"))
             last = shows_screen[-1] if shows_screen else None
+            seen = plain = None
             if last and results[last].ok and results[last].image is None:
-                results[last] = replace(results[last], image=self.view(self.stepper.look()))
+                seen = self.observe() if self.observe else None
+                plain = replace(results[last], image=self.view(self.stepper.look()))
+                note = "\n\n".join(part for part in (plain.system, seen) if part) or None
+                results[last] = replace(plain, system=note)
             self.history.append(ToolTurn(tuple((c, results[c.id]) for c in reply.tool_calls)))
+            if seen and last and plain:
+                self.keep_latest_list(ToolTurn(tuple((c, plain if c.id == last else results[c.id])
+                                                     for c in reply.tool_calls)))
+
+    def keep_latest_list(self, without: Turn) -> None:
+        """The newest turn has an element list (`without`: the same turn without it). Old lists would ride along
+        in every later request (backends prune screenshots, not text), so once LIST_KEEP + LIST_BATCH turns hold
+        one, all but the latest LIST_KEEP lose theirs at once: the cached prefix changes once a batch, not every
+        step (benchmarks/tokens.py measured the choice)."""
+        self._listed.append((len(self.history) - 1, without))
+        if len(self._listed) > LIST_KEEP + LIST_BATCH:
+            for index, plain in self._listed[:-LIST_KEEP]:
+                self.history[index] = plain
+            del self._listed[:-LIST_KEEP]
 
     def step(self, call: ToolCall, reply: Reply | None) -> tuple[ToolResult, Invocation | None]:
         """Validate, check policy, execute, settle and record one tool call."""

@@ -94,6 +94,7 @@ class Session:
         self.stop_event = stop or StopSignal()
         self._stack = ExitStack()
         self._tree: Any = None
+        self._tree_noted = False
         try:
             if desktop is None:
                 desktop = self._stack.enter_context(open_display(options.display, options.size))
@@ -163,6 +164,22 @@ class Session:
         element = element_at(self.tree, point, (0, 0, size.width, size.height))
         return element.as_dict() if element is not None else None
 
+    def observe_tree(self) -> str | None:
+        """For `--observe screenshot+tree`: the interactive elements showing, centres in the model's pixels; where
+        there is no tree, a note saying so the first time, then nothing."""
+        from vision.locate.accessibility import NoTree, Snapshot, observation
+        from vision.locate.roles import INTERACTIVE
+
+        size = self.screen.size
+        try:
+            elements = Snapshot(self.tree, (0, 0, size.width, size.height)).showing(INTERACTIVE)
+        except NoTree as exc:
+            if self._tree_noted:
+                return None
+            self._tree_noted = True
+            return f"(No list of interactive elements: {exc}.)"
+        return observation(elements, self.mapping.to_model)
+
     @property
     def model(self) -> Any:
         """The model, its credentials checked on first use (scripted tasks never need an API key)."""
@@ -186,7 +203,8 @@ class Session:
         return Agent(self.model, self.tools, recorder, grab=self.screen.grab, view=self.computer.model_view,
                      release=self.executor.release, config=loop or self.options.loop, on_step=callbacks.on_step,
                      confirm=callbacks.confirm or self.policy_confirm(callbacks), stop=callbacks.stop,
-                     pause=callbacks.pause, owns_recording=owns_recording, element_at=self.element_at)
+                     pause=callbacks.pause, owns_recording=owns_recording, element_at=self.element_at,
+                     observe=self.observe_tree if (loop or self.options.loop).observe == "screenshot+tree" else None)
 
     def policy_confirm(self, callbacks: Callbacks) -> Callable[[ToolCall, Any], None]:
         """The safety policy's confirm hook: every model action is allowed, asked about or refused by rule."""

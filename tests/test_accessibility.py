@@ -294,3 +294,87 @@ def test_inspect_prints_the_tree_and_the_element_at_a_point(desktop) -> None:
     assert empty.returncode == 1 and "no accessible element at 1200,700" in empty.stderr
     outside = deskpilot("inspect", "--display", desktop.display, "--at", "5000,10")
     assert outside.returncode == 2 and "lies outside the 1280x800 screen" in outside.stderr
+
+
+# ----------------------------------------------------------------------------- observations
+
+
+def test_observe_screenshot_and_tree_lists_the_elements_in_model_pixels(desktop, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from agent.loop import LoopConfig
+    from agent.models.scripted import ScriptedModel, computer
+    from agent.session import run_goal
+    from agent.types import ToolTurn, UserTurn
+    from vision.geometry import Size
+
+    desktop.launch(["galculator"])
+    wait_for_element(desktop, "button", "7")
+    tree = AtspiTree(desktop.env())
+    seven = Snapshot(tree).find("button", "7")[0]
+    tree.close()
+    half = (seven.center[0] * 640 // 1280, seven.center[1] * 400 // 800)
+    options = RunOptions(out=tmp_path, loop=LoopConfig(observe="screenshot+tree"))
+    model = ScriptedModel([[computer("left_click", coordinate=list(half))]], image_size=lambda s: Size(640, 400))
+    assert run_goal("press 7", options, desktop=desktop, model=model, kill_switch=False).result.exit_code == 0
+    first = model.requests[0]["history"][0]
+    assert isinstance(first, UserTurn) and first.parts[0] == "press 7" and len(first.images) == 1
+    listing = first.parts[2].splitlines()
+    assert listing[0].startswith("Interactive elements on the screen")
+    line = next(x for x in listing if x.startswith('button "7" at '))
+    x, y = (int(v) for v in line.split(" at ")[1].split()[0].split(","))
+    assert abs(x - half[0]) <= 1 and abs(y - half[1]) <= 1  # the model's pixels, not the screen's
+    assert sum(1 for x in listing if x.startswith("button ")) >= 27
+    assert not any(x.startswith(("group", "filler", "label")) for x in listing)  # interactive ones only
+    after = model.requests[1]["history"][-1]
+    assert isinstance(after, ToolTurn)
+    result = after.results[0][1]
+    assert result.image is not None and result.system.startswith("Interactive elements on the screen")
+
+    plain = ScriptedModel([[computer("left_click", coordinate=list(half))]], image_size=lambda s: Size(640, 400))
+    run_goal("press 7", replace(options, loop=LoopConfig()), desktop=desktop, model=plain, kill_switch=False)
+    assert len(plain.requests[0]["history"][0].parts) == 2 and plain.requests[1]["history"][-1].results[0][1].system \
+        is None
+
+
+def test_old_element_lists_are_dropped_in_batches(desktop, tmp_path: Path) -> None:
+    from agent.loop import LIST_BATCH, LIST_KEEP, LoopConfig
+    from agent.models.scripted import ScriptedModel, computer
+    from agent.session import run_goal
+    from agent.types import ToolTurn, UserTurn
+
+    desktop.launch(["galculator"])
+    wait_for_element(desktop, "button", "7")
+    steps = LIST_KEEP + LIST_BATCH + 2
+    model = ScriptedModel([[computer("mouse_move", coordinate=[900 + n, 600])] for n in range(steps)])
+    options = RunOptions(out=tmp_path, loop=LoopConfig(observe="screenshot+tree"))
+    assert run_goal("move", options, desktop=desktop, model=model, kill_switch=False).result.exit_code == 0
+
+    def listed(turn: object) -> bool:
+        if isinstance(turn, UserTurn):
+            return len(turn.parts) == 3
+        return isinstance(turn, ToolTurn) and bool(turn.results[0][1].system)
+
+    counts = [sum(map(listed, request["history"])) for request in model.requests]
+    assert counts[:LIST_KEEP + LIST_BATCH] == list(range(1, LIST_KEEP + LIST_BATCH + 1))
+    assert counts[LIST_KEEP + LIST_BATCH] == LIST_KEEP  # the batch dropped at once
+    assert all(listed(request["history"][-1]) for request in model.requests)  # the newest always has its list
+
+
+def test_observe_without_a_tree_says_so_once(desktop_factory, tmp_path: Path) -> None:
+    from agent.loop import LoopConfig
+    from agent.models.scripted import ScriptedModel, computer
+    from agent.session import run_goal
+
+    bare = desktop_factory(accessibility=False)
+    model = ScriptedModel([[computer("left_click", coordinate=[5, 5])], [computer("left_click", coordinate=[6, 6])]])
+    options = RunOptions(out=tmp_path, loop=LoopConfig(observe="screenshot+tree"))
+    assert run_goal("click", options, desktop=bare, model=model, kill_switch=False).result.exit_code == 0
+    assert model.requests[0]["history"][0].parts[2] == ("(No list of interactive elements: no accessibility tree: "
+                                                        "accessibility is switched off for this virtual desktop.)")
+    assert model.requests[2]["history"][-1].results[0][1].system is None
+
+
+def test_run_refuses_an_unknown_observe_mode() -> None:
+    result = deskpilot("run", "do it", "--observe", "tree")
+    assert result.returncode == 2 and "argument --observe: invalid choice: 'tree'" in result.stderr

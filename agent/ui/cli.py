@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--parallel", type=opt.positive_int, metavar="K",
                      help="with --rollouts: attempts at once (default min(N, 4))")
     run.add_argument("--apply", action="store_true", help="with --rollouts: replay the chosen attempt onto --display")
+    run.add_argument("--observe", choices=("screenshot", "screenshot+tree"), default="screenshot",
+                     help="what the model gets after each action: the screenshot (default), or the screenshot and a "
+                          "list of the interactive elements showing (role, name, centre), from the accessibility tree")
 
     sub.add_parser("record", help="record a person's work on a display until the stop hotkey or Ctrl-C",
                    parents=[display, opt.out_option("the recording")])
@@ -232,7 +235,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = RunOptions(
         model=ModelConfig(model=models[0] if models else DEFAULT_MODEL, tool_version=args.tool_version,
                           thinking_budget=args.thinking),
-        loop=LoopConfig(limits=limits(args)), display=args.display, size=args.size, out=Path(args.out))
+        loop=LoopConfig(limits=limits(args), observe=args.observe), display=args.display, size=args.size,
+        out=Path(args.out))
     callbacks = Callbacks(on_step=print_step, confirm_mode=args.confirm)
     if args.rollouts is not None:
         from agent.rollouts.run import run_rollouts

@@ -21,7 +21,8 @@ on Linux through AT-SPI):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -316,6 +317,27 @@ def format_tree(elements: Sequence[Element]) -> str:
         shown = f"  [{', '.join(states)}]" if states else ""
         name = f" {e.name!r}" if e.name else ""
         lines.append(f"{'  ' * len(e.path)}{e.role}{name} {list(e.box)}{shown}")
+    return "\n".join(lines)
+
+
+OBSERVATION_HEADER = "Interactive elements on the screen (role \"name\" at x,y in screenshot pixels):"
+MAX_OBSERVED = 150  # elements listed in one observation
+
+
+def observation(elements: Sequence[Element], to_model: Callable[[int, int], tuple[int, int]],
+                limit: int = MAX_OBSERVED) -> str:
+    """The compact list a model gets beside a screenshot: one line per element, `role "name" at x,y` (its centre
+    in the model's image pixels), with the states that change what a click does (focused, checked, disabled...)."""
+    lines = [OBSERVATION_HEADER]
+    for e in elements[:limit]:
+        x, y = to_model(*e.center)
+        flags = [s for s in ("focused", "checked", "selected", "expanded", "pressed") if s in e.states]
+        if "enabled" not in e.states and "sensitive" not in e.states:
+            flags.append("disabled")
+        name = json.dumps(e.name, ensure_ascii=False) if e.name else '""'
+        lines.append(f"{e.role} {name} at {x},{y}" + (f" [{', '.join(flags)}]" if flags else ""))
+    if len(elements) > limit:
+        lines.append(f"... and {len(elements) - limit} more")
     return "\n".join(lines)
 
 
