@@ -40,8 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="what the model gets after each action: the screenshot (default), or the screenshot and a "
                           "list of the interactive elements showing (role, name, centre), from the accessibility tree")
 
-    sub.add_parser("record", help="record a person's work on a display until the stop hotkey or Ctrl-C",
-                   parents=[display, opt.out_option("the recording")])
+    record = sub.add_parser("record", help="record a person's work on a display until the stop hotkey or Ctrl-C",
+                            parents=[display, opt.out_option("the recording")])
+    record.add_argument("--codegen", metavar="TASK.yaml", help="also write the recording as an editable task file")
+
+    codegen = sub.add_parser("codegen", help="turn a recording into an editable task file (targets by role and name, "
+                                             "text, a label or an image)")
+    codegen.add_argument("recording", help="a recording folder")
+    codegen.add_argument("--out", metavar="TASK.yaml", help="the task file to write (default: task.yaml in the "
+                                                           "recording's folder); images go beside it")
 
     replay = sub.add_parser("replay", help="replay a recording, finding every target again on the live screen",
                             parents=[display_only, opt.out_option("the replay's recording")])
@@ -281,14 +288,34 @@ def _run_task_file(path: str, options: object, callbacks: object = None) -> obje
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    """Record a demonstration; `recording: PATH` as the last line."""
+    """Record a demonstration (and with --codegen write it as a task file); `recording: PATH` as the last line."""
+    from agent.replay.codegen import check_out
     from agent.replay.recorder import record
     from agent.session import RunOptions
 
+    task = check_out(Path(args.codegen)) if args.codegen else None  # before anything is recorded
     outcome = record(RunOptions(display=args.display, size=args.size, out=Path(args.out)), on_step=print_step)
     print(f"{outcome.result.status}: {outcome.result.message}")
+    if task is not None and outcome.result.exit_code == 0:
+        _codegen(outcome.recording, task)
     print(f"recording: {outcome.recording}")
     return outcome.result.exit_code
+
+
+def cmd_codegen(args: argparse.Namespace) -> int:
+    """Write a recording as an editable task file; `task: PATH` as the last line."""
+    _codegen(Path(args.recording), Path(args.out) if args.out else None)
+    return ExitCode.OK
+
+
+def _codegen(recording: Path, out: Path | None) -> None:
+    from agent.replay.codegen import generate
+
+    generated = generate(recording, out)
+    for note in generated.notes:
+        print(f"left out: {note}", file=sys.stderr)
+    print(generated.summary())
+    print(f"task: {generated.path}")
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -375,6 +402,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "act": cmd_act,
     "screenshot": cmd_screenshot,
     "inspect": cmd_inspect,
+    "codegen": cmd_codegen,
 }
 
 

@@ -84,6 +84,8 @@ class Element:
     atspi_role: str = ""
     app: str = ""
     key: Key | None = field(default=None, compare=False, repr=False)
+    twins: int = 1  # elements a target of this role and name matches (see `Snapshot.at`)
+    nth: int = 0  # this one's `index` among them
 
     @property
     def center(self) -> tuple[int, int]:
@@ -95,9 +97,13 @@ class Element:
         return f"{self.role} {self.name!r} at {list(self.box)}"
 
     def as_dict(self) -> dict[str, Any]:
-        """For recordings and `inspect --json`: role, name, box, states, path, app."""
-        return {"role": self.role, "name": self.name, "box": list(self.box), "states": list(self.states),
-                "path": [list(p) for p in self.path], "atspi_role": self.atspi_role, "app": self.app}
+        """For recordings and `inspect --json`: role, name, box, states, path, app (and twins, nth when a target of
+        its role and name matches others too)."""
+        out = {"role": self.role, "name": self.name, "box": list(self.box), "states": list(self.states),
+               "path": [list(p) for p in self.path], "atspi_role": self.atspi_role, "app": self.app}
+        if self.twins > 1:
+            out["twins"], out["nth"] = self.twins, self.nth
+        return out
 
 
 def _name_score(name: str, wanted: str | None, exact: bool) -> float:
@@ -276,7 +282,24 @@ class Snapshot:
         chain = [self.nodes[current], *self.ancestors(current)]
         chosen = next((n for n in chain[:4] if n.role in INTERACTIVE), None) or \
             next((n for n in chain[:2] if n.name.strip()), chain[0])
-        return self.element(chosen.key)
+        return self.counted(self.element(chosen.key))
+
+    def counted(self, element: Element) -> Element:
+        """`element` with `twins` and `nth`: how many elements `{role, name}` (as a target writes them) matches
+        equally well, and which of them, in reading order, this one is (as `index` counts)."""
+        from dataclasses import replace
+
+        if not element.name.strip():
+            return element
+        try:
+            self.find(element.role, element.name)
+        except AmbiguousMatch as several:
+            keys = [c.key for c in several.candidates]
+            if element.key in keys:
+                return replace(element, twins=len(keys), nth=keys.index(element.key))
+        except (NotFound, ValueError):
+            pass
+        return element
 
 
 _SHOWN_STATES = frozenset({"active", "checked", "editable", "enabled", "expanded", "focused", "pressed", "selected",
