@@ -65,7 +65,10 @@ class TreeSource(Protocol):
         """Every object of every application, read now. NoTree when there is no tree to read."""
 
     def boxes(self, keys: Sequence[Key]) -> dict[Key, Box | None]:
-        """The screen boxes (x0, y0, x1, y1, x1/y1 exclusive) of `keys`; None for one without a box."""
+        """The screen boxes (x0, y0, x1, y1, x1/y1 exclusive) of `keys`; None for one without a box.
+
+        A source may also offer `child_at(key, point) -> Key | None`, the toolkit's own hit test,
+        which `Snapshot.at` uses in containers with many children."""
 
 
 @dataclass(frozen=True)
@@ -271,11 +274,19 @@ class Snapshot:
         if len(windows) != 1:
             return None
         current = windows[0]
+        child_at = getattr(self.source, "child_at", None)
         while True:
             kids = [k for k in self.nodes[current].children if k in self.nodes
                     and {"showing", "visible"} <= self.nodes[k].states and self.nodes[k].component]
-            self.fetch(kids)
-            inner = [k for k in kids if holds(k)]
+            if not kids:
+                break
+            hit = child_at(current, point) if child_at is not None and len(kids) > 8 else None
+            if hit in kids:  # the toolkit's own hit test: one call instead of every child's box
+                self.fetch([hit])
+                inner = [hit] if holds(hit) else []
+            else:
+                self.fetch(kids)
+                inner = [k for k in kids if holds(k)]
             if not inner:
                 break
             current = min(inner, key=lambda k: box_area(self._boxes[k] or (0, 0, 0, 0)))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import os
 import re
 import threading
@@ -55,6 +56,12 @@ Call = tuple[str, str, str, str, Any, str | None]  # bus name, path, interface, 
 
 
 def _states(bits: Sequence[int]) -> frozenset[str]:
+    return _state_names(int(bits[0]) if bits else 0, int(bits[1]) if len(bits) > 1 else 0)
+
+
+@functools.lru_cache(maxsize=512)
+def _state_names(*bits: int) -> frozenset[str]:
+    """The names of a state set's bits (a window has few distinct sets: remembered)."""
     names = []
     for word, value in enumerate(bits[:2]):
         for bit in range(32):
@@ -250,6 +257,16 @@ class AtspiTree:
             else:
                 out[key] = None
         return out
+
+    def child_at(self, key: Key, point: tuple[int, int]) -> Key | None:
+        """The child of `key` under `point` as its toolkit hit-tests it (Component.GetAccessibleAtPoint), or None."""
+        from gi.repository import GLib
+
+        (reply,) = self.batch([(*key, "org.a11y.atspi.Component", "GetAccessibleAtPoint",
+                                GLib.Variant("(iiu)", (int(point[0]), int(point[1]), 0)), "((so))")])
+        if not isinstance(reply, tuple) or not reply[0][1] or reply[0][1] == _NULL:
+            return None
+        return str(reply[0][0]), str(reply[0][1])
 
     def walk(self, roots: list[Key], app: str, *, root_parent: Key | None, limit: int = MAX_NODES,
              skip_root: bool = False) -> list[Node]:
