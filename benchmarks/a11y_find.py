@@ -3,8 +3,9 @@
 On a virtual desktop with its own accessibility bus (as deskpilot starts it), two GTK 3 windows:
 galculator (about 80 accessible objects) and a larger settings-like window (a grid of 30 rows of
 label, entry, check box and 7 buttons, taller than the screen, beside a scrolled list of 200
-buttons: about 510 objects, most of the list's in the tree but not showing). For each, a fresh `Snapshot` + `find` as the task runner
-does on every look (the whole tree read, boxes only where needed):
+buttons: about 510 objects, most of the list's in the tree but not showing). For each, a fresh
+`Snapshot` + `find` as the task runner does on every look (the whole tree read, boxes only where
+needed):
 
 - `find_ms`: median and p90 of 30 look-ups, the connection already open;
 - `first_find_ms`: a new connection (`AtspiTree`) and its first look-up;

@@ -143,6 +143,29 @@ def test_a_name_equal_to_the_query_wins_and_ties_are_errors(desktop) -> None:
         tree.close()
 
 
+def test_menus_by_role_and_name_and_the_item_under_a_point(desktop, tmp_path: Path) -> None:
+    desktop.launch(["galculator"])
+    wait_for_element(desktop, "button", "7")
+    code, recording = run(desktop, tmp_path, """
+steps:
+  - click: {role: menu, name: View}
+  - click: {role: menuitem, name: Scientific Mode}
+  - expect: {role: button, name: sin}
+  - click: {role: menu, name: View}
+""")
+    assert code == 0, recording.meta.get("error")
+    assert recording.steps[1]["element"]["atspi_role"] == "radio menu item"
+    tree = AtspiTree(desktop.env())
+    try:
+        snapshot = Snapshot(tree, (0, 0, 1280, 800))
+        basic = snapshot.find("menuitem", "Basic Mode")[0]  # the open menu lies over the window's own widgets
+        under = snapshot.at(basic.center)
+        assert under is not None and (under.role, under.name) == ("menuitem", "Basic Mode")
+        assert snapshot.find("menuitem", "Scientific Mode")[0].states.count("checked") == 1
+    finally:
+        tree.close()
+
+
 # ----------------------------------------------------------------------------- a GTK form and a dialog
 
 

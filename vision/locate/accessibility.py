@@ -36,6 +36,7 @@ _CLIPPING = frozenset({"frame", "window", "dialog", "alert", "file chooser", "co
                        "viewport", "scroll pane", "internal frame", "popup menu", "tool tip", "notification"})
 _TOP_LEVEL = frozenset({"frame", "window", "dialog", "alert", "file chooser", "color chooser", "font chooser",
                         "popup menu", "tool tip", "notification", "menu"})
+_POPUPS = frozenset({"menu", "popup menu", "combo box"})  # what opens its items in a window of their own
 MAX_LISTED = 8  # candidates named in an error
 
 
@@ -159,8 +160,14 @@ class Snapshot:
         return True
 
     def visible_box(self, key: Key) -> Box | None:
-        """The part of the node's box that shows: clipped by its windows, viewports and the screen."""
-        clips = [a.key for a in self.ancestors(key) if a.role in _CLIPPING]
+        """The part of the node's box that shows: clipped by its windows, viewports and the screen (the items of
+        an open menu are a window of their own: what holds the menu does not clip them)."""
+        clips = []
+        for ancestor in self.ancestors(key):
+            if ancestor.role in _POPUPS:
+                break
+            if ancestor.role in _CLIPPING:
+                clips.append(ancestor.key)
         self.fetch([key, *clips])
         box = self._boxes.get(key)
         for clip in [*(self._boxes.get(c) for c in clips), self.screen]:
@@ -264,6 +271,12 @@ class Snapshot:
             box = self._boxes.get(key)
             return box is not None and box[0] <= x < box[2] and box[1] <= y < box[3]
 
+        popped = [k for k, n in self.nodes.items() if n.parent in self.nodes and self.nodes[n.parent].role in _POPUPS
+                  and {"showing", "visible"} <= n.states and n.component and self.flagged_showing(k)]
+        self.fetch(popped)
+        over = [k for k in popped if holds(k)]  # an open menu lies over the windows
+        if over:
+            return self.counted(self.element(min(over, key=lambda k: box_area(self._boxes[k] or (0, 0, 0, 0)))))
         tops = [k for k, n in self.nodes.items() if n.role in _TOP_LEVEL and n.parent in self.nodes
                 and self.nodes[n.parent].role == "application" and self.flagged_showing(k)]
         self.fetch(tops)

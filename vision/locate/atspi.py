@@ -211,14 +211,11 @@ class AtspiTree:
         out: list[Node] = []
         for (bus_name, root), reply, app_name in zip(apps, replies, names, strict=True):
             app = app_name[0] if isinstance(app_name, tuple) and isinstance(app_name[0], str) else bus_name
-            items = _cache_nodes(bus_name, reply, app) if not isinstance(reply, GLib.Error) else []
-            if not items:
-                items = self.walk([(bus_name, root)], app, root_parent=None)
+            items, counts = _cache_nodes(bus_name, reply, app) if not isinstance(reply, GLib.Error) else ([], {})
+            if items:
+                items += self.missing(items, counts, app)
             else:
-                managed = [n for n in items if "manages-descendants" in n.states and {"showing", "visible"} <= n.states
-                           and not n.children]
-                for node in managed:
-                    items += self.walk([node.key], app, root_parent=node.parent, limit=MAX_MANAGED, skip_root=True)
+                items = self.walk([((bus_name, root), None, 0)], app)
             if not any(n.key == (bus_name, root) for n in items):
                 items.append(Node((bus_name, root), "application", app, frozenset(), None,
                                   tuple(n.key for n in items if n.parent == (bus_name, root)), 0, app, False))
@@ -268,13 +265,32 @@ class AtspiTree:
             return None
         return str(reply[0][0]), str(reply[0][1])
 
-    def walk(self, roots: list[Key], app: str, *, root_parent: Key | None, limit: int = MAX_NODES,
-             skip_root: bool = False) -> list[Node]:
-        """Read objects level by level from `roots` (every call of a level at once), into showing ones only."""
+    def missing(self, items: list[Node], counts: dict[Key, int], app: str) -> list[Node]:
+        """What an application's cache lacks, read live: the children of showing objects that manage their
+        descendants (no cache holds them), and of objects with more children now than the cache holds (widgets
+        made after the cache was filled, which GTK's bridge does not always add)."""
+        from collections import Counter
+
+        held = Counter(n.parent for n in items)
+        known = {n.key for n in items}
+        gaps = [n for n in items if (n.role == "application" or {"showing", "visible"} <= n.states)
+                and ("manages-descendants" in n.states or counts.get(n.key, 0) > held.get(n.key, 0))]
+        if not gaps:
+            return []
+        replies = self.batch([(*n.key, ACCESSIBLE, "GetChildren", None, "(a(so))") for n in gaps])
+        level: list[tuple[Key, Key | None, int]] = []
+        for node, reply in zip(gaps, replies, strict=True):
+            if isinstance(reply, tuple):
+                kids = [(str(b), str(p)) for b, p in reply[0]][:MAX_MANAGED]
+                level += [(kid, node.key, i) for i, kid in enumerate(kids) if kid not in known]
+        return self.walk(level, app)
+
+    def walk(self, level: list[tuple[Key, Key | None, int]], app: str, limit: int = MAX_NODES) -> list[Node]:
+        """Read objects level by level from `level` ((object, parent, index) each; every call of a level at once),
+        into applications and showing objects only."""
         from gi.repository import GLib
 
         found: list[Node] = []
-        level: list[tuple[Key, Key | None, int]] = [(k, root_parent, 0) for k in roots]
         name_args = GLib.Variant("(ss)", (ACCESSIBLE, "Name"))
         while level and len(found) < limit:
             calls: list[Call] = []
@@ -294,11 +310,9 @@ class AtspiTree:
                 node = Node(key, _role(int(role[0])), name[0] if isinstance(name, tuple) else "", _states(state[0]),
                             parent, kids, index, app,
                             isinstance(interfaces, tuple) and "org.a11y.atspi.Component" in interfaces[0])
-                root = parent == root_parent and key in roots
-                if not (root and skip_root):
-                    found.append(node)
-                if root or {"showing", "visible"} <= node.states:
-                    following += [(kid, key if not (root and skip_root) else parent, i) for i, kid in enumerate(kids)]
+                found.append(node)
+                if node.role == "application" or {"showing", "visible"} <= node.states:
+                    following += [(kid, key, i) for i, kid in enumerate(kids)]
             level = following[:max(0, limit - len(found))]
         return found
 
@@ -341,39 +355,44 @@ def _literal(text: str) -> str:
     return text[1:-1] if "\\" not in text else str(ast.literal_eval(text))
 
 
-def _cache_nodes(bus_name: str, reply: Any, app: str) -> list[Node]:
-    """Nodes from a GetItems reply (a GLib.Variant), in either of its formats (children are linked afterwards).
+def _cache_nodes(bus_name: str, reply: Any, app: str) -> tuple[list[Node], dict[Key, int]]:
+    """Nodes from a GetItems reply (a GLib.Variant), in either of its formats (children are linked afterwards),
+    and each one's child count as the application gave it then.
 
     The current format is read from the variant's text form with one regular expression: unpacking
     the variant into Python objects takes ten times as long.
     """
     if reply.get_type_string() == "(a((so)(so)(so)iiassusau))":
         count = reply.get_child_value(0).n_children()
-        fast = []
+        fast, counts = [], {}
         for m in _ITEM.finditer(reply.print_(False)):
             g = m.groups()
             parent = (_literal(g[4]), _literal(g[5]))
-            fast.append(Node((_literal(g[0]), _literal(g[1])), _role(int(g[10])), _literal(g[9]),
-                             _states((int(g[12]), int(g[13]))), parent if parent[1] != _NULL else None, (),
-                             int(g[6]), app, "'org.a11y.atspi.Component'" in g[8]))
+            key = (_literal(g[0]), _literal(g[1]))
+            fast.append(Node(key, _role(int(g[10])), _literal(g[9]), _states((int(g[12]), int(g[13]))),
+                             parent if parent[1] != _NULL else None, (), int(g[6]), app,
+                             "'org.a11y.atspi.Component'" in g[8]))
+            counts[key] = int(g[7])
         if len(fast) == count:
-            return fast
+            return fast, counts
     items = reply.unpack()[0]
-    out = []
+    out, counts = [], {}
     for item in items:
         if len(item) == 10 and isinstance(item[3], int):  # ((so)(so)(so)iiassusau)
-            ref, _app, parent, index, _count, interfaces, name, role, _desc, states = item
+            ref, _app, parent, index, count, interfaces, name, role, _desc, states = item
             children: tuple[Key, ...] = ()
         elif len(item) == 9:  # legacy: ((so)(so)(so)a(so)assusau) or (o(so)(so)a(so)assusau)
             ref, _app, parent, kids, interfaces, name, role, _desc, states = item
             ref = ref if isinstance(ref, tuple) else (bus_name, ref)
-            children, index = tuple((str(b), str(p)) for b, p in kids), -1
+            children, index, count = tuple((str(b), str(p)) for b, p in kids), -1, len(kids)
         else:
             continue
         parent_key = (str(parent[0]), str(parent[1])) if parent and parent[1] not in ("", _NULL) else None
-        out.append(Node((str(ref[0]), str(ref[1])), _role(int(role)), str(name), _states(states), parent_key,
-                        children, int(index), app, "org.a11y.atspi.Component" in interfaces))
-    return out
+        key = (str(ref[0]), str(ref[1]))
+        out.append(Node(key, _role(int(role)), str(name), _states(states), parent_key, children, int(index), app,
+                        "org.a11y.atspi.Component" in interfaces))
+        counts[key] = int(count)
+    return out, counts
 
 
 def _linked(nodes: list[Node]) -> list[Node]:
