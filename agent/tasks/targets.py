@@ -117,7 +117,7 @@ class A11yQuery(StrictModel):
                                    "textbox, checkbox, radio, combobox, menuitem, link, tab, slider, ...) or the "
                                    "toolkit's own role name ('push button', 'label').",
                        json_schema_extra={"examples": ["button", "textbox", "checkbox", "menuitem", "link"]})
-    name: str | None = Field(None, description="The element's accessible name: a case-insensitive substring (a "
+    name: Text | None = Field(None, description="The element's accessible name: a case-insensitive substring (a "
                                                "name equal to it ranks first); the whole name, case included, "
                                                "with `exact`. Absent: any name.")
     exact: StrictBool = Field(False, description="Match the whole name (and the fallback text), case included.")

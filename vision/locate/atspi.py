@@ -14,7 +14,9 @@ to AT-SPI events, so the first connection registers for one event. Boxes are ask
 where a question needs them, all at once (the calls are pipelined, not one round trip each).
 Applications without the cache (Qt's returns nothing) are walked level by level instead,
 pipelined the same way; so are the children of objects that manage their descendants (GTK tree
-views), which no cache holds.
+views), which no cache holds, and of objects that have more children than the cache holds (GTK's
+bridge does not always add widgets made after it filled its cache: galculator's keys after a
+change of mode). Names, states and child counts in a GetItems reply are read live.
 
 PyGObject is the optional extra `deskpilot[a11y]`; without it `nodes()` raises NoTree naming it.
 """
@@ -227,7 +229,7 @@ class AtspiTree:
         person reads them: a GTK entry with a "Name:" label is the textbox "Name:"."""
         from dataclasses import replace
 
-        unnamed = [n for n in nodes if not n.name and n.role in INTERACTIVE]
+        unnamed = [n for n in nodes if not n.name and n.role in INTERACTIVE and {"showing", "visible"} <= n.states]
         if not unnamed:
             return nodes
         by_key = {n.key: n for n in nodes}
