@@ -41,7 +41,10 @@ class LoopConfig:
     settle: SettleConfig = field(default_factory=SettleConfig)
     warn_repeats: int = 3  # the same action on the same screen this often: tell the model
     stop_repeats: int = 5  # ... this often: stop the run as stuck
+    observe: str = "screenshot"  # "screenshot+tree": each observation also lists the interactive elements
 
+
+LIST_KEEP, LIST_BATCH = 1, 8  # element lists (--observe screenshot+tree) kept, and dropped at a time
 
 SYSTEM_PROMPT = """You operate a Linux desktop through the computer tool; you also have a bash shell and a \
 text editor. Screenshots show the whole screen as a {width}x{height} image; give coordinates in that image. \
@@ -61,8 +64,12 @@ class Agent:
                  view: Callable[[Frame], Frame], release: Callable[[], None], config: LoopConfig | None = None,
                  on_step: Callable[[dict, Usage], None] | None = None,
                  confirm: Callable[[ToolCall, Any], None] | None = None, stop: threading.Event | None = None,
-                 pause: threading.Event | None = None, owns_recording: bool = True):
+                 pause: threading.Event | None = None, owns_recording: bool = True,
+                 element_at: Callable[[tuple[int, int]], dict | None] | None = None,
+                 observe: Callable[[], str | None] | None = None):
         self.model, self.tools, self.recorder = model, tools, recorder
+        self.observe = observe  # text that goes with each screenshot the model gets (the element list), or None
+        self.element_at = element_at  # the accessible element under a pointer step's point, recorded for replay
         self.view, self.release = view, release
         self.config = config or LoopConfig()
         self.confirm = confirm
@@ -73,6 +80,7 @@ class Agent:
                                on_step=on_step, usage=lambda: self.budget.usage)
         self.history: list[Turn] = []
         self._seen: deque[str] = deque(maxlen=20)
+        self._listed: list[tuple[int, Turn]] = []  # turns holding element lists (history index, the turn without)
 
     @property
     def usage(self) -> Usage:
@@ -94,7 +102,10 @@ class Agent:
         self.budget.restart_clock()
         first = self.view(self.stepper.look())
         self.image = first.size
-        self.history.append(UserTurn((goal, first)))
+        seen = self.observe() if self.observe else None
+        self.history.append(UserTurn((goal, first, seen) if seen else (goal, first)))
+        if seen:
+            self.keep_latest_list(UserTurn((goal, first)))
         try:
             while True:
                 reply = self.ask()
@@ -151,15 +162,34 @@ class Agent:
             for call in reply.tool_calls:
                 results.setdefault(call.id, ToolResult(error="interrupted: the run was stopped before this call"))
             last = shows_screen[-1] if shows_screen else None
+            seen = plain = None
             if last and results[last].ok and results[last].image is None:
-                results[last] = replace(results[last], image=self.view(self.stepper.look()))
+                seen = self.observe() if self.observe else None
+                plain = replace(results[last], image=self.view(self.stepper.look()))
+                note = "\n\n".join(part for part in (plain.system, seen) if part) or None
+                results[last] = replace(plain, system=note)
             self.history.append(ToolTurn(tuple((c, results[c.id]) for c in reply.tool_calls)))
+            if seen and last and plain:
+                self.keep_latest_list(ToolTurn(tuple((c, plain if c.id == last else results[c.id])
+                                                     for c in reply.tool_calls)))
+
+    def keep_latest_list(self, without: Turn) -> None:
+        """The newest turn has an element list (`without`: the same turn without it). Old lists would ride along
+        in every later request (backends prune screenshots, not text), so once LIST_KEEP + LIST_BATCH turns hold
+        one, all but the latest LIST_KEEP lose theirs at once: the cached prefix changes once a batch, not every
+        step (benchmarks/tokens.py measured the choice)."""
+        self._listed.append((len(self.history) - 1, without))
+        if len(self._listed) > LIST_KEEP + LIST_BATCH:
+            for index, plain in self._listed[:-LIST_KEEP]:
+                self.history[index] = plain
+            del self._listed[:-LIST_KEEP]
 
     def step(self, call: ToolCall, reply: Reply | None) -> tuple[ToolResult, Invocation | None]:
         """Validate, check policy, execute, settle and record one tool call."""
         self.budget.check()
         before = self.stepper.look()
         invocation: Invocation | None = None
+        element: dict | None = None
         timing: dict[str, Any] = {"capture_ms": None, "exec_ms": None, "settle_ms": None}
         try:
             if call.error:  # the backend could not read what the model wrote
@@ -170,6 +200,7 @@ class Agent:
             elif call.checks:
                 raise ToolError(f"refused: the model's provider asks a person to confirm this call "
                                 f"({'; '.join(call.checks)}) and nobody can answer")
+            element = self.element_under(invocation)
             result, timing = self.stepper.perform(lambda: self.tools.run(invocation), settle=invocation.settles)
         except (ActionError, ToolError) as exc:
             result = ToolResult(error=str(exc))
@@ -177,13 +208,18 @@ class Agent:
         if repeats >= self.config.warn_repeats:
             result = replace(result, system=f"This same call has now run {repeats} times on an unchanged screen "
                                             "without effect; try a different approach.")
-        self.record(call, invocation, before, result, reply, {**timing, "model_ms": _ms(reply)})
+        self.record(call, invocation, before, result, reply, {**timing, "model_ms": _ms(reply)}, element)
         if repeats >= self.config.stop_repeats:
             raise Stuck(f"stuck: the same {call.name} call repeated {repeats} times on an unchanged screen")
         return result, invocation
 
+    def element_under(self, invocation: Invocation) -> dict | None:
+        """The accessible element at a pointer action's first point, before it acts (None without a tree)."""
+        point = _pointer(invocation.action)
+        return self.element_at(point) if point is not None and self.element_at is not None else None
+
     def record(self, call: ToolCall, invocation: Invocation | None, before: Frame, result: ToolResult,
-               reply: Reply | None, timing: dict) -> None:
+               reply: Reply | None, timing: dict, element: dict | None = None) -> None:
         """Append the step to the recording and tell the callback."""
         action = invocation.action if invocation else None
         point = getattr(action, "coordinate", None) or getattr(action, "start_coordinate", None)
@@ -196,7 +232,7 @@ class Agent:
             timing={k: timing.get(k) for k in ("capture_ms", "model_ms", "exec_ms", "settle_ms")}, point=point,
             model_action=call.raw if call.raw is not None else model_action,
             usage=reply.usage.as_dict() if reply else None, thought=(reply.text or None) if reply else None,
-            tool=call.name, output=(result.output or "")[:2000] or None)
+            tool=call.name, output=(result.output or "")[:2000] or None, **({"element": element} if element else {}))
         self.budget.steps += 1
 
     def count_repeats(self, before: Frame, call: ToolCall) -> int:
@@ -213,6 +249,14 @@ class Agent:
             return RunResult(status, int(exit_code), message, self.steps, self.usage)
         return finish_run(self.recorder, status, exit_code, message, steps=self.steps, usage=self.usage,
                           final=final_frame(self.stepper.grab, self.stepper.frame))
+
+
+def _pointer(action: Any) -> tuple[int, int] | None:
+    """A pointer action's first point (a drag's start), in screen pixels; None for other actions."""
+    if action is None or action.action not in POINTER_ACTIONS:
+        return None
+    point = getattr(action, "start_coordinate", None) or getattr(action, "coordinate", None)
+    return (int(point[0]), int(point[1])) if point else None
 
 
 def _ms(reply: Reply | None) -> float | None:

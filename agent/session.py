@@ -128,6 +128,8 @@ class Session:
         self.usage = Usage()  # what the model steps of a task cost
         self.stop_event = stop or StopSignal()
         self._stack = ExitStack()
+        self._tree: Any = None
+        self._tree_noted = False
         try:
             if desktop is None:
                 desktop = self._stack.enter_context(open_display(options.display, options.size,
@@ -182,6 +184,41 @@ class Session:
         self.executor.cancel()
 
     @property
+    def tree(self) -> Any:
+        """The accessibility tree of this session's display (`vision.locate.atspi.AtspiTree`), opened on first use."""
+        if self._tree is None:
+            from vision.locate.atspi import AtspiTree
+
+            self._tree = AtspiTree(self.desktop.env(), problem=getattr(self.desktop, "accessibility_problem", None))
+            self._stack.callback(self._tree.close)
+        return self._tree
+
+    def element_at(self, point: tuple[int, int]) -> dict | None:
+        """The accessible element under `point` (role, name, box, path) as recorded for replay; None when there
+        is none or no tree (a display without one is asked once)."""
+        from vision.locate.accessibility import element_at
+
+        size = self.screen.size
+        element = element_at(self.tree, point, (0, 0, size.width, size.height))
+        return element.as_dict() if element is not None else None
+
+    def observe_tree(self) -> str | None:
+        """For `--observe screenshot+tree`: the interactive elements showing, centres in the model's pixels; where
+        there is no tree, a note saying so the first time, then nothing."""
+        from vision.locate.accessibility import NoTree, Snapshot, observation
+        from vision.locate.roles import INTERACTIVE
+
+        size = self.screen.size
+        try:
+            elements = Snapshot(self.tree, (0, 0, size.width, size.height)).showing(INTERACTIVE)
+        except NoTree as exc:
+            if self._tree_noted:
+                return None
+            self._tree_noted = True
+            return f"(No list of interactive elements: {exc}.)"
+        return observation(elements, self.mapping.to_model)
+
+    @property
     def model(self) -> Any:
         """The model, its credentials checked on first use (scripted tasks never need an API key)."""
         if not self._ready:
@@ -209,7 +246,8 @@ class Session:
         return Agent(self.model, self.tools, recorder, grab=self.screen.grab, view=self.computer.model_view,
                      release=self.executor.release, config=loop or self.options.loop, on_step=callbacks.on_step,
                      confirm=self.policy_confirm(callbacks), stop=callbacks.stop,
-                     pause=callbacks.pause, owns_recording=owns_recording)
+                     pause=callbacks.pause, owns_recording=owns_recording, element_at=self.element_at,
+                     observe=self.observe_tree if (loop or self.options.loop).observe == "screenshot+tree" else None)
 
     def policy_confirm(self, callbacks: Callbacks) -> Callable[[ToolCall, Any], None]:
         """The run's one policy guard (`callbacks.confirm` when given), shared by its model and scripted steps.

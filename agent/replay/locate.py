@@ -2,6 +2,11 @@
 
 One look at one frame (agent.replay.replayer looks again until its timeout):
 
+0. The accessibility tree, when the step recorded the element under its point (role, name,
+   box, path) and the display has a tree: the element of that role and exact name, the one whose
+   path (its ancestors' roles and names) matches the recorded one best where several do. The
+   point keeps its place inside the element (scaled when the element's size changed); method
+   `a11y`. An element that is not there, or not told apart, passes the question on to:
 1. Template: the anchor crop is matched over the whole screen in one pass, at scale 1.0 and at
    the ratio of the live screen's HiDPI scale to the recorded one. It is found when exactly one
    place scores at least MATCH_MIN and no other place scores RIVAL_MIN or more; the method is
@@ -27,6 +32,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from vision.capture import Frame
+    from vision.locate.accessibility import TreeSource
 
 MATCH_MIN = 0.85  # a template match this good is the target...
 RIVAL_MIN = 0.8  # ... unless another place scores this much too
@@ -35,7 +41,7 @@ TEXT_MIN_SCORE = 0.9  # OCR similarity a landmark text needs (stricter than a ta
 LANDMARK_HALF = (240, 100)  # where to look for a text landmark when the anchor crop holds none
 TEXT_NEAR = (160, 80)  # text is first read only this far around where it is expected
 MAX_CANDIDATES = 5
-METHODS = ("anchor_near", "anchor_global", "ocr", "healed", "raw")  # how a Located was found
+METHODS = ("a11y", "anchor_near", "anchor_global", "ocr", "healed", "raw")  # how a Located was found
 
 
 @dataclass
@@ -83,7 +89,7 @@ class Anchor:
 class Located(Found):
     """A recorded point found on the live screen: a Found, with how far it moved and the scale it was found at.
 
-    `method` is one of METHODS: anchor_near | anchor_global | ocr | healed | raw.
+    `method` is one of METHODS: a11y | anchor_near | anchor_global | ocr | healed | raw.
     """
 
     shift: tuple[int, int] = (0, 0)
@@ -110,18 +116,24 @@ class Locator:
     located point moved (text is looked for first where it would be after that shift).
     """
 
-    def __init__(self, ratio: float) -> None:
+    def __init__(self, ratio: float, tree: TreeSource | None = None, screen: Box | None = None) -> None:
         from vision.locate.ocr import TextFinder
 
         self.finder = TextFinder()
+        self.tree, self.screen = tree, screen
         self.ratio = ratio
         self.scales = (1.0,) if abs(ratio - 1.0) < 0.01 else (1.0, round(ratio, 4))
         self.shift: tuple[int, int] = (0, 0)
 
-    def look(self, anchor: Anchor, hint: tuple[str, Box] | None, frame: Frame) -> Located | Lost:
-        """One look on one frame for the anchor's point: template, then OCR (see the module docstring)."""
+    def look(self, anchor: Anchor, hint: tuple[str, Box] | None, frame: Frame,
+             element: dict | None = None) -> Located | Lost:
+        """One look on one frame for the anchor's point: the element, the template, then OCR (the module docstring)."""
         from vision.locate.template import find_image
 
+        if element is not None and self.tree is not None:
+            found = self.from_element(element, anchor.point)
+            if found is not None:
+                return found
         candidates: list[dict] = []
         verdict = Lost("not found", "the anchor has no detail to match (a flat crop)")
         gray = anchor.gray
@@ -158,10 +170,46 @@ class Locator:
                         candidates + [candidate(m, "ocr") for m in exc.candidates[:MAX_CANDIDATES]])
         return self.from_text(anchor, box, match)
 
-    def look_for_condition(self, frame: Frame, condition: dict, template: np.ndarray | None) -> tuple[Box, float]:
-        """One look for a recorded condition: its text (template None) or its image; (box, score) where it
-        is seen (several places will do), NotFound when it is not."""
+    def from_element(self, recorded: dict, point: tuple[int, int]) -> Located | None:
+        """The recorded element in the live tree (same role, same exact name, the closest path), and the point
+        at the same place inside it; None when it is not there or not told apart (or there is no tree)."""
+        from vision.locate.accessibility import NoTree, Snapshot, path_similarity
+
+        role = recorded.get("atspi_role") or recorded["role"]
         try:
+            snapshot = Snapshot(self.tree, self.screen)
+            try:
+                found = snapshot.find(role, recorded["name"], exact=True)
+            except AmbiguousMatch as several:
+                found = list(several.candidates)
+        except (NotFound, NoTree, ValueError):
+            return None
+        path = recorded.get("path") or []
+        ranked = sorted(((path_similarity(path, [list(p) for p in e.path]), e) for e in found), key=lambda p: -p[0])
+        if len(ranked) > 1 and ranked[0][0] <= ranked[1][0]:
+            return None  # two alike: the anchor decides
+        live = ranked[0][1]
+        (rx0, ry0, rx1, ry1), (lx0, ly0, lx1, ly1) = recorded["box"], live.box
+        sx = (lx1 - lx0) / max(1, rx1 - rx0)
+        sy = (ly1 - ly0) / max(1, ry1 - ry0)
+        px = min(lx1 - 1, max(lx0, round(lx0 + (point[0] - rx0) * sx)))
+        py = min(ly1 - 1, max(ly0, round(ly0 + (point[1] - ry0) * sy)))
+        return Located((px, py), "a11y", live.box, round(ranked[0][0], 3), live.name, live,
+                       shift=(px - point[0], py - point[1]), scale=self.ratio)
+
+    def look_for_condition(self, frame: Frame, condition: dict, template: np.ndarray | None) -> tuple[Box, float]:
+        """One look for a recorded condition: its element (one found by role and name), its text (template None)
+        or its image; (box, score) where it is seen (several places will do), NotFound when it is not."""
+        try:
+            if condition.get("method") == "a11y" and condition.get("role") and self.tree is not None:
+                from vision.locate.accessibility import NoTree, Snapshot
+
+                try:
+                    match = Snapshot(self.tree, self.screen).find(condition["role"], condition.get("name"),
+                                                                  exact=True)[0]
+                except NoTree as exc:
+                    raise NotFound(str(exc)) from None
+                return match.box, 1.0
             if template is None:
                 match = self.find_text(frame, condition["text"], condition.get("box"), min_score=None)
             else:

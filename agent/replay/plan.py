@@ -5,12 +5,13 @@ here: the `--from/--to` range (step indices, inclusive), every action in the ran
 images, and the environment variables its secret `type` steps need. A problem is bad input
 (InvalidRecording or BadInput, exit 2; nothing was done).
 
-What each source step becomes (`Planned.kind`): "skip" (non-computer steps, steps never executed
-or skipped in the source, read-only actions), "condition" (a `wait` with a recorded `condition`,
-a task's wait_for/expect), "wait" (a plain wait), or "act" (everything else). An act with
-coordinates gets, in verify mode, the material to find its first point again: the step's anchor,
-else a crop of the step's frame around the point (`Anchor`), and the recorded target text when
-there is one (`hint`). A move or release while the left button is held follows the press.
+What each source step becomes (`Planned.kind`): "skip" (non-computer steps, steps never executed or
+skipped in the source, read-only actions), "condition" (a `wait` with a recorded `condition`, a
+task's wait_for/expect), "wait" (a plain wait), or "act" (everything else). An act with coordinates
+gets, in verify mode, the material to find its first point again: the step's anchor, else a crop of
+the step's frame around the point (`Anchor`), and the recorded target text when there is one
+(`hint`), and the accessible element recorded under it (`element`). A move or release while the left
+button is held follows the press.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Planned:
     primary: str | None = None  # the coordinate field that is located ("start_coordinate" | "coordinate")
     anchor: Anchor | None = None  # the material of the primary point
     hint: tuple[str, Box] | None = None  # a recorded text landmark (text, box) for the primary point
+    element: dict | None = None  # the accessible element recorded under the primary point (role, name, box, path)
     follows_hold: bool = False  # a move/release while the left button is held: moves with the press
 
     @property
@@ -134,6 +136,7 @@ def make_plan(source: Recording, first: int, last: int, verify: bool) -> list[Pl
                     f"{where} ({item.describe()}): no anchor and no frame to find its target with; "
                     "replay it with --no-verify to use the recorded coordinates")
             item.hint = _hint(step, item.primary)
+            item.element = _element(step, item.primary)
         plan.append(item)
     return plan
 
@@ -171,6 +174,19 @@ def _hint(step: dict, primary: str | None) -> tuple[str, Box] | None:
     if not isinstance(box, list) or len(box) != 4:
         return None
     return target["text"], tuple(int(v) for v in box)  # type: ignore[return-value]
+
+
+def _element(step: dict, primary: str | None) -> dict | None:
+    """The accessible element recorded under the step's first point, when it is usable (a role, a name, a box)."""
+    element = step.get("element")
+    first = "start_coordinate" if step["action"].get("start_coordinate") is not None else "coordinate"
+    if primary != first or not isinstance(element, dict):
+        return None
+    box = element.get("box")
+    if not isinstance(element.get("role"), str) or not isinstance(element.get("name"), str) \
+            or not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, int) for v in box)):
+        return None
+    return element
 
 
 def _secret_names(action: dict, step: dict) -> list[str]:

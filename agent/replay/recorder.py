@@ -31,6 +31,10 @@ runs each action inside `injecting()`, and events whose time falls in such a spa
 150 ms) are dropped. XTest events sent by other processes (xdotool, another deskpilot) cannot
 be told apart from a person's at the X level and are recorded.
 
+Pointer steps also hold `element`: the accessible element under the press (role, name, box,
+path), read from the display's accessibility tree on a helper thread as the button goes down, so
+replay and codegen can name the target; a display without a tree is asked once, then never again.
+
 Implementation: the platform's input listener (`actions.platform.open_listener`; on X11 the
 RECORD extension, decoding each key with the keymap the server used for it, see
 actions/platform/x11/listener.py, with the X server's event times; on the portable backend
@@ -106,6 +110,51 @@ def install_executor_hook() -> None:
 # the command
 
 
+class _ElementWatch:
+    """The accessible element under each press, read on a helper thread (the listener must not wait)."""
+
+    def __init__(self, desktop: Any) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from vision.locate.atspi import AtspiTree
+
+        self.tree = AtspiTree(desktop.env(), problem=getattr(desktop, "accessibility_problem", None))
+        self.size = desktop.size()
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="record-elements")
+        self.pending: dict[float, Any] = {}
+        self.last_wheel = -1.0
+
+    def watch(self, event: RawEvent) -> None:
+        """Start reading the element under a press, unless the display has no tree (or it continues a scroll)."""
+        from actions.platform.base import WHEEL_BUTTONS
+
+        if event.button in WHEEL_BUTTONS:
+            wheel, self.last_wheel = self.last_wheel, event.t
+            if event.t - wheel < 1.0:
+                return
+        if self.tree.available is not False:
+            self.pending[event.t] = self.pool.submit(self._read, (event.x, event.y))
+
+    def _read(self, point: tuple[int, int]) -> dict | None:
+        from vision.locate.accessibility import element_at
+
+        element = element_at(self.tree, point, (0, 0, self.size.width, self.size.height))
+        return element.as_dict() if element is not None else None
+
+    def take(self, t: float) -> dict | None:
+        """The element of the press at time `t` (waiting at most a second), or None."""
+        future = self.pending.pop(t, None)
+        try:
+            return future.result(timeout=1.0) if future is not None else None
+        except Exception:  # a slow or vanished application: the step is recorded without it
+            return None
+
+    def close(self) -> None:
+        """Stop the helper thread and disconnect."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.tree.close()
+
+
 def _quietly(close: Callable[[], Any]) -> None:
     with contextlib.suppress(Exception):
         close()
@@ -142,6 +191,8 @@ def record(options: RunOptions, *, desktop: Any = None, stop: threading.Event | 
         screen = Screen(display)
         stack.callback(_quietly, screen.close)  # mss raises on close when the server is gone
         events: queue.SimpleQueue[RawEvent] = queue.SimpleQueue()
+        elements = _ElementWatch(desktop)
+        stack.callback(elements.close)
         try:
             size, scale = screen.size, screen.scale
             ring = FrameRing(screen)
@@ -153,6 +204,8 @@ def record(options: RunOptions, *, desktop: Any = None, stop: threading.Event | 
                     return
                 if event.kind != "motion":  # presses and releases carry the screen just before them
                     event.frame = ring.before(event.t)
+                if event.kind == "button_down":
+                    elements.watch(event)
                 events.put(event)
 
             listener = open_listener(display, sink, backend=backend)
@@ -199,8 +252,10 @@ def record(options: RunOptions, *, desktop: Any = None, stop: threading.Event | 
                             anchor = writer.save_anchor(step.frame, step.point, i, ANCHOR_HALF)
                 if step.secret is not None and len(step.secret[1]) >= SECRET_REGISTER_MIN:
                     writer.add_secret(*step.secret)
+                element = elements.take(step.t) if step.point is not None else None
                 line = writer.add_step(action=step.action, source="human", frame=frame, anchor=anchor,
-                                       at=round(max(0.0, step.t - started), 3))
+                                       at=round(max(0.0, step.t - started), 3), **({"element": element} if element
+                                                                                  else {}))
                 if on_step is not None:
                     on_step(line, usage)
 

@@ -27,6 +27,9 @@ What each source step becomes:
 
 Locating a target (verify mode, the default), on a settled screen:
 
+0. The accessibility tree first, when the step recorded the element under its point and the
+   display has a tree: the element of that role and exact name (the recorded path decides among
+   several), the point at the same place inside it; method `a11y` (agent.replay.locate).
 1. Template: the anchor crop is matched (OpenCV, normalised cross-correlation) over the whole
    screen in one pass, at scale 1.0 and at the ratio of the live screen's HiDPI scale to the
    recorded one. It is found when exactly one place scores at least MATCH_MIN and no other place
@@ -60,7 +63,7 @@ model.jsonl. Ambiguity is never healed.
 
 The replay writes its own recording (kind "replay", meta `replay_of` = the source folder): one
 line per source step in the range, with `replayed_step` (the source's `i`), `target` (`method`:
-anchor_near | anchor_global | ocr | healed | raw, `point`, `box`, `confidence`, `text`, `shift`,
+a11y | anchor_near | anchor_global | ocr | healed | raw, `point`, `box`, `confidence`, `text`, `shift`,
 `scale`) and `timing.locate_ms`. Replays are replayable.
 
 Every action goes through the safety policy before it is performed (`confirm_mode`, `asker`: as
@@ -188,7 +191,8 @@ class Replayer:
         self.methods: dict[str, int] = {}
         recorded = source.meta.get("screen") if isinstance(source.meta.get("screen"), dict) else {}
         ratio = float(session.screen.scale) / float(recorded.get("scale") or 1.0)
-        self.locator = Locator(ratio)
+        size = session.screen.size
+        self.locator = Locator(ratio, getattr(session, "tree", None), (0, 0, size.width, size.height))
         self.healer = None if model is None else Healer(model, session.mapping, session.computer.spec, recorder, ratio)
 
     @property
@@ -280,9 +284,11 @@ class Replayer:
                          target=None, condition=live)
 
     def wait_for(self, item: Planned, condition: dict) -> dict:
-        """Look for a condition's text (or image) until TIMEOUT_S; Diverged when it never shows."""
+        """Look for a condition's element, text (or image) until TIMEOUT_S; Diverged when it never shows."""
         template = None
-        if condition.get("method") != "ocr" or not condition.get("text"):
+        tree = self.locator.tree
+        by_element = condition.get("method") == "a11y" and tree is not None and tree.available is not False
+        if not by_element and (condition.get("method") != "ocr" or not condition.get("text")):
             template = condition_template(self.source, item)
             if template is None:
                 return {**condition, "checked": False}
@@ -294,6 +300,7 @@ class Replayer:
             except NotFound as exc:
                 if time.monotonic() >= deadline:
                     what = repr(condition.get("text")) if template is None else "the recorded image"
+                    what = f"{condition.get('role')} {condition.get('name')!r}" if by_element else what
                     lost = Lost("not found", f"{condition.get('kind', 'condition')} {what} not seen within "
                                 f"{TIMEOUT_S:g} s: {exc}", [candidate(c, "ocr" if template is None else "image")
                                                              for c in exc.candidates[:MAX_CANDIDATES]])
@@ -347,9 +354,11 @@ class Replayer:
             dx, dy = located.shift
             target["text"] = located.text if located.method == "ocr" else text
             target["text_box"] = target["box"] if located.method == "ocr" else [x0 + dx, y0 + dy, x1 + dx, y1 + dy]
+        element = located.element.as_dict() if located is not None and located.element is not None else None
         self.stepper.log(before, action=action, result=result, timing={**timing, "locate_ms": locate_ms},
                          point=anchor_point, target=target, replayed_step=item.i, describe=item.describe(),
-                         recorded_action=item.step["action"] if action != item.action else None)
+                         recorded_action=item.step["action"] if action != item.action else None,
+                         **({"element": element} if element else {}))
         if not result.ok:
             self.check_stop()  # an action cancelled by a stop is no divergence
             raise Diverged(f"step {item.i} ({item.describe()}): the action failed: {result.error}")
@@ -376,7 +385,7 @@ class Replayer:
         while True:
             frame = self.stepper.look()
             assert item.anchor is not None
-            found = self.locator.look(item.anchor, item.hint, frame)
+            found = self.locator.look(item.anchor, item.hint, frame, item.element)
             if isinstance(found, Located):
                 return found
             if found.reason == "ambiguous":

@@ -39,7 +39,8 @@ FILE_FIELD, YAML_FIELD, TASK_FIELD = "file", "yaml", "task"
 # the discriminator tags pydantic puts in error locations; a problem's field path leaves them out
 _TAGS = frozenset(
     [f"step:{k}" for k in STEP_KINDS] + [f"setup:{k}" for k in SETUP_KINDS] + [f"check:{k}" for k in CHECK_KINDS]
-    + ["target:text", "target:image", "target:point", "query:text", "query:image", "cmd:shell", "cmd:argv",
+    + ["target:text", "target:image", "target:a11y", "target:point", "query:text", "query:image", "query:a11y",
+       "cmd:shell", "cmd:argv",
        "type:text", "type:secret"])
 
 

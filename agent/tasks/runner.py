@@ -48,6 +48,7 @@ from agent.tasks.schema import Task
 from agent.tasks.targets import PointTarget
 from agent.types import RunResult
 from vision.capture import Frame
+from vision.locate.accessibility import NoTree
 from vision.locate.find import AmbiguousMatch, NotFound
 from vision.locate.ocr_engine import preload as preload_ocr
 
@@ -169,6 +170,8 @@ class TaskRunner:
             checked = parse_action(action, self.session.screen.size)
         except ActionError as exc:
             raise StepFailed(f"{where}: {exc}") from None
+        if found is not None and "coordinate" in action and not extra.get("condition"):
+            extra.update(self.element_under(start if isinstance(item, DragStep) else found))
         self.allowed(where, action=action, before=before, n=n, line=item.line)
         result, timing = self.stepper.perform(lambda: self.session.executor.perform(checked))
         point = found.point if found is not None and "coordinate" in action and not extra.get("condition") else None
@@ -253,9 +256,13 @@ class TaskRunner:
         while True:
             frame = self.grab()
             try:
-                return locate(query, frame, self.finder, self.session.screen.size)
+                return locate(query, frame, self.finder, self.session.screen.size, self.session.tree)
             except AmbiguousMatch as exc:
                 raise StepFailed(f"{where}: {exc}") from None
+            except NoTree as exc:  # no fallback text, and no tree to wait for: the environment lacks it
+                ended = StepFailed(f"{where}: {exc}")
+                ended.status, ended.exit_code = "error", ExitCode.ENVIRONMENT
+                raise ended from None
             except NotFound as exc:
                 if time.monotonic() >= deadline:
                     shot = self.recorder.save_frame(frame, f"notfound-{n}") if save else None
@@ -267,6 +274,11 @@ class TaskRunner:
             if self.setting_up:
                 self.check_launched()
             time.sleep(POLL_S)
+
+    def element_under(self, found: Found) -> dict[str, Any]:
+        """`{"element": ...}`: the accessible element at a pointer step's point, for replay and codegen ({} if none)."""
+        element = found.element.as_dict() if found.element is not None else self.session.element_at(found.point)
+        return {"element": element} if element is not None else {}
 
     def expand(self, path: Path) -> Path:
         """A check's path with `$VAR`/`${VAR}` from the commands' environment, relative to the task's folder."""

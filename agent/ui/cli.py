@@ -40,9 +40,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--parallel", type=opt.positive_int, metavar="K",
                      help="with --rollouts: attempts at once (default min(N, 4))")
     run.add_argument("--apply", action="store_true", help="with --rollouts: replay the chosen attempt onto --display")
+    run.add_argument("--observe", choices=("screenshot", "screenshot+tree"), default="screenshot",
+                     help="what the model gets after each action: the screenshot (default), or the screenshot and a "
+                          "list of the interactive elements showing (role, name, centre), from the accessibility tree")
 
-    sub.add_parser("record", help="record a person's work on a display until the stop hotkey or Ctrl-C",
-                   parents=[display, backend, opt.out_option("the recording")])
+    record = sub.add_parser("record", help="record a person's work on a display until the stop hotkey or Ctrl-C",
+                            parents=[display, backend, opt.out_option("the recording")])
+    record.add_argument("--codegen", metavar="TASK.yaml", help="also write the recording as an editable task file")
+
+    codegen = sub.add_parser("codegen", help="turn a recording into an editable task file (targets by role and name, "
+                                             "text, a label or an image)")
+    codegen.add_argument("recording", help="a recording folder")
+    codegen.add_argument("--out", metavar="TASK.yaml", help="the task file to write (default: task.yaml in the "
+                                                           "recording's folder); images go beside it")
 
     replay = sub.add_parser("replay", help="replay a recording, finding every target again on the live screen",
                             parents=[display_only, backend, opt.out_option("the replay's recording"),
@@ -77,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
                          parents=[display, backend, run_out, opt.confirm_option()])
     act.add_argument("actions", nargs="+", metavar="ACTION",
                      help='e.g. \'{"action":"left_click","coordinate":[200,150]}\'')
+
+    inspect = sub.add_parser("inspect", help="print the accessibility tree (role, name, box, states), or the element "
+                             "at a point, to write {role, name} targets with", parents=[display_only])
+    inspect.add_argument("--at", type=opt.screen_point, metavar="X,Y", help="only the element a click there lands on")
+    inspect.add_argument("--json", action="store_true", help="print JSON (a list of elements, or one element)")
 
     shot = sub.add_parser("screenshot", help="save the screen, or the image exactly as the model receives it",
                           parents=[display, backend])
@@ -222,6 +237,44 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Print the display's accessibility tree, or the element at `--at`; exit 1 when nothing is there."""
+    from agent.session import open_display
+    from vision.locate.accessibility import NoTree, Snapshot, format_tree
+    from vision.locate.atspi import AtspiTree
+
+    with open_display(args.display) as desktop:
+        size = desktop.size()
+        if args.at and not (args.at[0] < size.width and args.at[1] < size.height):
+            raise BadInput(f"--at {args.at[0]},{args.at[1]} lies outside the {size} screen of {desktop.display}")
+        tree = AtspiTree(desktop.env(), problem=getattr(desktop, "accessibility_problem", None))
+        try:
+            snapshot = Snapshot(tree, (0, 0, size.width, size.height))
+            found = [snapshot.at(args.at)] if args.at else snapshot.showing()
+        except NoTree as exc:
+            raise EnvironmentProblem(str(exc)) from None
+        finally:
+            tree.close()
+    elements = [e for e in found if e is not None]
+    if args.at and not elements:
+        print(f"no accessible element at {args.at[0]},{args.at[1]} on {desktop.display}", file=sys.stderr)
+        return ExitCode.FAILED
+    if args.json:
+        rows = [json.dumps(e.as_dict(), ensure_ascii=False) for e in elements]
+        print(rows[0] if args.at else "[\n" + ",\n".join(rows) + "\n]")
+    elif args.at:
+        from vision.locate.accessibility import describe_path
+
+        element = elements[0]
+        print(f"{element.describe()}  states: {', '.join(element.states) or '-'}")
+        print(f"path: {describe_path(element.path)}")
+        print(f"target: {{role: {element.role}, name: {json.dumps(element.name, ensure_ascii=False)}}}")
+    else:
+        print(format_tree(elements))
+        print(f"{len(elements)} elements showing on {desktop.display}")
+    return ExitCode.OK
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a goal with the model; live progress; `recording: PATH` as the last line."""
     from agent.loop import LoopConfig
@@ -234,8 +287,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = RunOptions(
         model=model_config(args, models[0] if models else None, tool_version=args.tool_version,
                            thinking_budget=args.thinking),
-        loop=LoopConfig(limits=limits(args)), display=args.display, size=args.size, out=Path(args.out),
-        wait_display=args.wait_display, backend=args.backend)
+        loop=LoopConfig(limits=limits(args), observe=args.observe), display=args.display, size=args.size,
+        out=Path(args.out), wait_display=args.wait_display, backend=args.backend)
     callbacks = Callbacks(on_step=print_step, confirm_mode=args.confirm)
     if args.rollouts is not None:
         from agent.rollouts.run import run_rollouts
@@ -295,15 +348,35 @@ def _run_task_file(path: str, options: object, callbacks: object = None) -> obje
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    """Record a demonstration; `recording: PATH` as the last line."""
+    """Record a demonstration (and with --codegen write it as a task file); `recording: PATH` as the last line."""
+    from agent.replay.codegen import check_out
     from agent.replay.recorder import record
     from agent.session import RunOptions
 
+    task = check_out(Path(args.codegen)) if args.codegen else None  # before anything is recorded
     outcome = record(RunOptions(display=args.display, size=args.size, out=Path(args.out), backend=args.backend),
                      on_step=print_step)
     print(f"{outcome.result.status}: {outcome.result.message}")
+    if task is not None and outcome.result.exit_code == 0:
+        _codegen(outcome.recording, task)
     print(f"recording: {outcome.recording}")
     return outcome.result.exit_code
+
+
+def cmd_codegen(args: argparse.Namespace) -> int:
+    """Write a recording as an editable task file; `task: PATH` as the last line."""
+    _codegen(Path(args.recording), Path(args.out) if args.out else None)
+    return ExitCode.OK
+
+
+def _codegen(recording: Path, out: Path | None) -> None:
+    from agent.replay.codegen import generate
+
+    generated = generate(recording, out)
+    for note in generated.notes:
+        print(f"left out: {note}", file=sys.stderr)
+    print(generated.summary())
+    print(f"task: {generated.path}")
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -393,6 +466,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "doctor": cmd_doctor,
     "act": cmd_act,
     "screenshot": cmd_screenshot,
+    "inspect": cmd_inspect,
+    "codegen": cmd_codegen,
 }
 
 

@@ -48,6 +48,14 @@ def screen_size(text: str) -> Any:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def screen_point(text: str) -> tuple[int, int]:
+    """A point `X,Y` in screen pixels (e.g. 120,340)."""
+    parts = text.replace(" ", "").split(",")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"a point is X,Y in screen pixels, e.g. 120,340; got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
 def positive_int(text: str) -> int:
     """A whole number above zero."""
     try:

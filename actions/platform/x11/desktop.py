@@ -17,11 +17,14 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actions.platform.base import DEFAULT_SIZE, DesktopError
 from actions.platform.x11.reaper import Reaper, end_groups, live_groups
 from vision.geometry import Size
+
+if TYPE_CHECKING:
+    from actions.platform.x11.accessibility_bus import Buses
 
 __all__ = ["DEFAULT_SIZE", "Desktop", "DesktopError", "ExistingDisplay", "VirtualDesktop", "open_desktop"]
 _DISPLAY_RE = re.compile(r"^:\d+(\.\d+)?$")
@@ -61,16 +64,22 @@ class Desktop:
         self._reaper: Reaper | None = None
         self._lock = threading.RLock()
         self._stopped = False
+        self.buses: Buses | None = None  # a virtual desktop's own session and accessibility buses
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(display={self.display!r}, kind={self.kind!r})"
 
     def env(self) -> dict[str, str]:
-        """A copy of os.environ with DISPLAY set to this display."""
+        """A copy of os.environ with DISPLAY set to this display (and, on a virtual one, its own D-Bus session)."""
         env = dict(os.environ, DISPLAY=self.display)
         if self.kind != "host":
             env.pop("WAYLAND_DISPLAY", None)  # or toolkits would open windows on the user's screen
-        return env
+        return self.buses.program_env(env) if self.buses is not None else env
+
+    @property
+    def accessibility_problem(self) -> str | None:
+        """Why programs on this display expose no accessibility tree, when deskpilot knows (None: no known problem)."""
+        return self.buses.problem if self.buses is not None else None
 
     def size(self) -> Size:
         """The screen size in pixels, queried from the X server."""
@@ -176,11 +185,13 @@ class ExistingDisplay(Desktop):
 class VirtualDesktop(Desktop):
     """A private Xvfb server (optionally with openbox) that lives until stop()."""
 
-    def __init__(self, size: Size = DEFAULT_SIZE, depth: int = 24, window_manager: bool = False) -> None:
+    def __init__(self, size: Size = DEFAULT_SIZE, depth: int = 24, window_manager: bool = False,
+                 accessibility: bool = True) -> None:
         super().__init__("", "virtual")
         self.requested_size = size
         self.depth = depth
         self.window_manager = window_manager
+        self.accessibility = accessibility  # start a D-Bus session and the accessibility bus (see accessibility_bus)
         self.server: subprocess.Popen | None = None  # the Xvfb process, once started
 
     def start(self, timeout: float = 10.0) -> VirtualDesktop:
@@ -199,6 +210,10 @@ class VirtualDesktop(Desktop):
                 self._start_xvfb(xvfb, timeout)
                 if self.window_manager:
                     self._start_wm()
+                from actions.platform.x11.accessibility_bus import Buses, start_buses
+
+                self.buses = start_buses(self._spawn, self.env()) if self.accessibility else Buses(
+                    problem="accessibility is switched off for this virtual desktop")
             except BaseException:
                 self.stop()
                 raise
