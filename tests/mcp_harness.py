@@ -9,6 +9,7 @@ starts `deskpilot mcp --transport http --port 0` and yields its URL.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import subprocess
@@ -95,7 +96,10 @@ async def raw_stdio_session(display: str, out: Path, *extra: str, stderr: Any = 
     async def pump_in() -> None:
         async for message in to_server_r:
             data = message.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n"
-            await process.stdin.send(data.encode())
+            try:
+                await process.stdin.send(data.encode())
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+                return  # the test closed the pipe on purpose
 
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(pump_out)
@@ -104,7 +108,8 @@ async def raw_stdio_session(display: str, out: Path, *extra: str, stderr: Any = 
             await client.initialize()
             yield client, raw
         await to_server_w.aclose()
-        await process.stdin.aclose()
+        with contextlib.suppress(Exception):
+            await process.stdin.aclose()
         with anyio.fail_after(20):
             await process.wait()
         tasks.cancel_scope.cancel()

@@ -17,6 +17,7 @@ acting call is refused for the rest of the session.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -315,7 +316,10 @@ class Desk:
         finally:
             if locked:
                 self.lock.release()
-            self.session.close()
+            try:
+                self.session.close()
+            except Exception as exc:  # e.g. the display is gone: what could be closed is closed
+                print(f"deskpilot mcp: closing the display: {type(exc).__name__}: {exc}", file=sys.stderr)
         return self.recorder.path
 
 

@@ -111,6 +111,21 @@ def progress_for(context: Any) -> Callable[[dict, Any], None]:
     return on_step
 
 
+def declare(fn: Callable[..., Any], **parameters: Any) -> None:
+    """Give `fn(**arguments)` the keyword parameters the SDK reads: NAME=annotation or (annotation, default).
+    An alias in a parameter's Field is the name the client uses, and the key `fn` receives."""
+    import inspect
+
+    signature, annotations = [], {}
+    for name, spec in parameters.items():
+        annotation, default = spec if isinstance(spec, tuple) else (spec, inspect.Parameter.empty)
+        signature.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                           annotation=annotation))
+        annotations[name] = annotation
+    fn.__signature__ = inspect.Signature(signature)  # type: ignore[attr-defined]
+    fn.__annotations__ = {**annotations, "return": Any}
+
+
 def register(server: Any, desk: Desk, mark: Callable[[], None], reporter: Reporter | None = None) -> None:
     """Add every tool and resource to `server`; `mark()` tells the recorder middleware a call is recorded."""
     from mcp.server.mcpserver import Context
@@ -175,16 +190,18 @@ def register(server: Any, desk: Desk, mark: Callable[[], None], reporter: Report
         helpers = Helpers(asker_for(ctx, desk), progress_for(ctx))
         return await run("run_task", {"path": path}, functools.partial(delegate.run_task, desk, path, helpers))
 
-    async def replay(
-        ctx: Context,
-        recording: Annotated[str, Field(description="a recording folder, or its name in the recordings folder")],
-        start: Annotated[int | None, Field(alias="from", description="first step index (default 0)")] = None,
-        end: Annotated[int | None, Field(alias="to", description="last step index, inclusive (default the last)")]
-        = None,
-    ) -> Any:
-        helpers = Helpers(None, progress_for(ctx))
+    async def replay(**arguments: Any) -> Any:  # its parameters `from` and `to` are Python keywords
+        ctx, recording = arguments["ctx"], arguments["recording"]
+        start, end = arguments.get("from"), arguments.get("to")
         args = {"recording": recording, **{k: v for k, v in (("from", start), ("to", end)) if v is not None}}
+        helpers = Helpers(None, progress_for(ctx))
         return await run("replay", args, functools.partial(delegate.replay, desk, recording, start, end, helpers))
+
+    declare(replay, ctx=Context,
+            recording=Annotated[str, Field(description="a recording folder, or its name in the recordings folder")],
+            start=(Annotated[int | None, Field(alias="from", description="first step index (default 0)")], None),
+            end=(Annotated[int | None, Field(alias="to", description="last step index, inclusive (default the last)")],
+                 None))
 
     async def run_goal(
         ctx: Context,
