@@ -340,3 +340,42 @@ def test_stdout_carries_nothing_but_protocol(desktop, tmp_path: Path) -> None:
     anyio.run(main)
     assert "STRAY-FROM-LAUNCH" in errors.read_text() and "STRAY-FROM-PYTHON" in errors.read_text()
     assert errors.read_text().strip().splitlines()[-1].startswith("recording: ")
+
+
+TERMINAL_LOOKALIKE = """
+import sys, tkinter as tk
+root = tk.Tk(className="xterm")  # WM_CLASS xterm/XTerm: a terminal to the policy
+root.geometry("600x200+0+0")
+entry = tk.Entry(root, font=("DejaVu Sans", 14))
+entry.pack(fill="x")
+out = open(sys.argv[1], "a")
+entry.bind("<KeyRelease>", lambda e: (out.write(entry.get() + "\\n"), out.flush()))
+root.after(300, entry.focus_force)
+root.mainloop()
+"""
+
+
+def test_typing_a_risky_command_is_refused_in_a_terminal_only(desktop_factory, tmp_path: Path) -> None:
+    import sys
+
+    desktop, other = desktop_factory(), desktop_factory()
+    probe = start_probe(other, tmp_path / "events.jsonl")
+    typed = tmp_path / "typed.txt"
+    desktop.launch([sys.executable, "-c", TERMINAL_LOOKALIKE, str(typed)])
+    time.sleep(2)
+
+    async def main() -> None:
+        async with stdio_session(desktop.display, tmp_path / "rec", "--confirm", "deny") as client:
+            await client.call_tool("computer", {"action": "left_click", "coordinate": [300, 15]})
+            refused = await client.call_tool("computer", {"action": "type", "text": "sudo rm -rf /srv\n"})
+            assert refused.is_error and "typed" in texts(refused), texts(refused)
+            harmless = await client.call_tool("computer", {"action": "type", "text": "ls -l"})
+            assert not harmless.is_error, texts(harmless)
+        async with stdio_session(other.display, tmp_path / "rec2", "--confirm", "deny") as client:
+            prose = await client.call_tool("computer", {"action": "type", "text": "sudo rm -rf /srv"})
+            assert not prose.is_error, texts(prose)  # the probe is known not to be a terminal
+
+    anyio.run(main)
+    probe.wait_for(lambda ev: any(e["type"] == "text" and e["value"] == "sudo rm -rf /srv" for e in ev))
+    lines = typed.read_text().splitlines() if typed.exists() else []
+    assert lines and lines[-1] == "ls -l" and not any("sudo" in line for line in lines), lines

@@ -17,9 +17,10 @@ acting call is refused for the rest of the session.
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +101,7 @@ class Desk:
             self._confirm_alone = policy_hook(self.session, config.confirm, None)
             self._finder: Any = None
             self._run_stop: StopSignal | None = None
+            self._pending: threading.Thread | None = None  # the step being written, see _defer
             self._calls = 0
         except BaseException:
             self.session.close()
@@ -156,9 +158,10 @@ class Desk:
             before = self.stepper.look()
             result, timing = self.stepper.perform(lambda: tool(invocation), settle=invocation.settles)
             point = getattr(action, "coordinate", None) or getattr(action, "start_coordinate", None)
-            self.stepper.log(before, action=invocation.canonical, result=result, timing=timing, point=point,
-                             model_action=model_action.model_dump(exclude_none=True), tool="computer",
-                             output=(result.output or "")[:2000] or None)
+            self._defer(functools.partial(
+                self.stepper.log, before, action=invocation.canonical, result=result, timing=timing, point=point,
+                model_action=model_action.model_dump(exclude_none=True), tool="computer",
+                output=(result.output or "")[:2000] or None))
             if not result.ok:
                 return Answer(f"{model_action.action} failed: {result.error}", error=True)
             if result.image is not None:  # screenshot, zoom: already the model's view
@@ -193,6 +196,7 @@ class Desk:
         """Hold the display for one call; Refused when the session is stopped (acting calls) or the
         display does not answer."""
         with self.lock:
+            self._flush()
             if acting and self.stopped:
                 raise Refused(f"{stop_reason(self.session.stop_event)}: deskpilot refuses every action for the "
                               "rest of this MCP session. Nothing was executed. Restart the server to go on.")
@@ -240,9 +244,28 @@ class Desk:
             return False
         return True
 
+    def _defer(self, log: Callable[[], Any]) -> None:
+        """Write a step while its answer travels to the client; `_flush` waits for it before anything else."""
+
+        def write() -> None:
+            try:
+                log()
+            except Exception as exc:  # the action happened; only its line is missing
+                print(f"deskpilot mcp: a step could not be recorded: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+        self._pending = threading.Thread(target=write, name="mcp-record")
+        self._pending.start()
+
+    def _flush(self) -> None:
+        """Wait until the last step is in the recording (so steps stay in order and complete)."""
+        pending = self._pending
+        if pending is not None:
+            pending.join()
+
     def log_call(self, tool: str, args: dict[str, Any], answer: Answer, *, frame: Frame | None = None,
                  action: dict[str, Any] | None = None, **extra: Any) -> dict:
         """Append a call that is not a performed computer action: its arguments, result and frame."""
+        self._flush()
         return self.recorder.add_step(
             source="model", action=action or {"tool": tool, **args}, tool=tool, ok=not answer.error,
             error=answer.text if answer.error else None, output=None if answer.error else answer.text[:2000],
@@ -304,6 +327,7 @@ class Desk:
             self._run_stop.stop("the MCP server is shutting down")
         locked = self.lock.acquire(timeout=CLOSE_WAIT_S)
         try:
+            self._flush()
             with suppress(Exception):
                 self.session.executor.release()
             if status is None:

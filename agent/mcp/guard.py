@@ -9,6 +9,7 @@ is a change here alone. Standard input is the protocol stream, so the terminal i
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
@@ -32,13 +33,32 @@ def policy_hook(session: Session, mode: str, asker: Asker | None) -> Confirm:
     """
     from agent.safety.confirm import make_confirm
     from agent.safety.policy import Policy, PolicyError
-    from agent.safety.rules import context_provider
 
     try:
         policy = Policy.load()
     except PolicyError as exc:
         raise BadInput(f"the safety policy: {exc}") from None
-    return make_confirm(policy, mode, context_provider(session.options.workdir, session.desktop.display), asker)
+    workdir, display = Path(session.options.workdir), session.desktop.display
+    return make_confirm(policy, mode, lambda: lazy_context(workdir, display), asker)
+
+
+def lazy_context(workdir: Path, display: str) -> Any:
+    """The policy's context (`agent.safety.rules.PolicyContext`) for one call, whose focused window is asked of
+    the X server only when a rule looks at it (typing into a terminal): the same decisions as
+    `context_provider`, without an X round trip for every click."""
+    from agent.safety.rules import PolicyContext, focused_window
+
+    class LazyContext(PolicyContext):
+        def __init__(self) -> None:
+            object.__setattr__(self, "workdir", workdir)
+
+        @property
+        def focused_window(self) -> str | None:  # type: ignore[override]
+            if "_window" not in self.__dict__:
+                object.__setattr__(self, "_window", focused_window(display))
+            return self.__dict__["_window"]
+
+    return LazyContext()
 
 
 class Confirmation(BaseModel):
