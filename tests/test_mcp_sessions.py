@@ -339,6 +339,23 @@ def test_bad_options_are_usage_errors_and_a_missing_display_exits_4(tmp_path: Pa
     assert not any(tmp_path.iterdir())  # nothing recorded when nothing could be served
 
 
+def test_a_broken_policy_file_or_out_folder_is_bad_input(desktop, tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    (config / "deskpilot").mkdir(parents=True)
+    (config / "deskpilot" / "policy.yaml").write_text("version: 1\nrules:\n  - name: x\n    decision: perhaps\n")
+    out = tmp_path / "rec"
+    broken = subprocess.run([*DESKPILOT, "mcp", "--display", desktop.display, "--out", str(out)],
+                            capture_output=True, text=True, timeout=60, env=server_env(XDG_CONFIG_HOME=str(config)),
+                            cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert broken.returncode == 2 and "policy.yaml" in broken.stderr and "perhaps" in broken.stderr, broken.stderr
+    assert not out.exists()  # no recording left behind
+    (tmp_path / "file").write_text("not a folder")
+    unwritable = subprocess.run([*DESKPILOT, "mcp", "--display", desktop.display, "--out", str(tmp_path / "file")],
+                                capture_output=True, text=True, timeout=60, env=server_env(), cwd=ROOT,
+                                stdin=subprocess.DEVNULL)
+    assert unwritable.returncode == 2 and "--out" in unwritable.stderr and "Traceback" not in unwritable.stderr
+
+
 def test_http_port_in_use_exits_4(desktop, tmp_path: Path) -> None:
     import socket
 

@@ -70,13 +70,13 @@ def _answer(desk: Desk, tool: str, args: dict[str, Any], outcome: RunOutcome) ->
     data = {"status": result.status, "exit_code": result.exit_code, "message": result.message,
             "steps": result.steps, "checks": checks, "recording": str(outcome.recording)}
     answer = Answer("\n".join(lines), data=data)
-    desk.log_call(tool, args, answer, recording=str(outcome.recording), status=result.status)
+    desk.journal.log_call(tool, args, answer, recording=str(outcome.recording), status=result.status)
     return answer
 
 
 def _refuse(desk: Desk, tool: str, args: dict[str, Any], message: str) -> Answer:
     answer = Answer(f"{message.rstrip('. ')}. Nothing was run.", error=True)
-    desk.log_call(tool, args, answer)
+    desk.journal.log_call(tool, args, answer)
     return answer
 
 

@@ -20,13 +20,13 @@ from __future__ import annotations
 import functools
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.errors import DeskpilotError
+from agent.errors import BadInput, DeskpilotError
 from agent.models.base import DEFAULT_MODEL
 from agent.types import StopSignal, ToolCall, stop_reason
 
@@ -79,6 +79,7 @@ class Desk:
 
     def __init__(self, config: DeskConfig) -> None:
         from agent.mcp.guard import policy_hook
+        from agent.mcp.journal import Journal
         from agent.models.base import ModelConfig
         from agent.session import RunOptions, Session
         from agent.stepping import Stepper
@@ -91,17 +92,20 @@ class Desk:
             self.display = self.session.desktop.display
             self.mapping = self.session.mapping
             self.lock = display_lock(self.display)
-            self.recorder = self.session.recorder(
-                "mcp", model=None, extra_meta={"display": self.display, "transport": config.transport,
-                                               "confirm": config.confirm})
-            self.stepper = Stepper(self.recorder, self.session.screen.grab, options.loop.settle, source="model",
-                                   stop=self.session.stop_event)
             self._ask: Asker | None = None  # the elicitation of the call being confirmed
             self._confirm_asking = policy_hook(self.session, config.confirm, self._elicit)
             self._confirm_alone = policy_hook(self.session, config.confirm, None)
+            try:
+                self.recorder = self.session.recorder(
+                    "mcp", model=None, extra_meta={"display": self.display, "transport": config.transport,
+                                                   "confirm": config.confirm})
+            except OSError as exc:
+                raise BadInput(f"--out {config.out}: cannot write a recording there: {exc.strerror or exc}") from None
+            self.stepper = Stepper(self.recorder, self.session.screen.grab, options.loop.settle, source="model",
+                                   stop=self.session.stop_event)
+            self.journal = Journal(self.recorder, self.stepper)
             self._finder: Any = None
             self._run_stop: StopSignal | None = None
-            self._pending: threading.Thread | None = None  # the step being written, see _defer
             self._calls = 0
         except BaseException:
             self.session.close()
@@ -133,7 +137,7 @@ class Desk:
             self.stepper.frame = frame
             image = self.encode(frame)
             answer = Answer(f"Screenshot {image.size}. {self.describe_screen()}", image)
-            self.log_call("screenshot", {}, answer, frame=frame, action={"action": "screenshot"})
+            self.journal.log_call("screenshot", {}, answer, frame=frame, action={"action": "screenshot"})
             return answer
 
     def computer(self, data: dict[str, Any], ask: Asker | None = None) -> Answer:
@@ -151,14 +155,14 @@ class Desk:
             except (ActionError, Denied) as exc:  # the client's coordinates are the screenshot's pixels
                 reason = str(exc).replace("model image", "screenshot").rstrip(". ")
                 answer = Answer(f"{reason}. Nothing was executed.", error=True)
-                self.log_call("computer", data, answer)
+                self.journal.log_call("computer", data, answer)
                 return answer
             action, model_action = invocation.action, invocation.model_action
             assert action is not None and model_action is not None
             before = self.stepper.look()
             result, timing = self.stepper.perform(lambda: tool(invocation), settle=invocation.settles)
             point = getattr(action, "coordinate", None) or getattr(action, "start_coordinate", None)
-            self._defer(functools.partial(
+            self.journal.defer(functools.partial(
                 self.stepper.log, before, action=invocation.canonical, result=result, timing=timing, point=point,
                 model_action=model_action.model_dump(exclude_none=True), tool="computer",
                 output=(result.output or "")[:2000] or None))
@@ -187,7 +191,7 @@ class Desk:
                 self._finder = TextFinder()
             frame = self.stepper.grab()
             answer = find_on_screen(self._finder, frame, self.mapping, text=text, role=role, name=name, exact=exact)
-            self.log_call("find", args, answer, frame=frame)
+            self.journal.log_call("find", args, answer, frame=frame)
             return answer
 
     # --- shared by the tools and the delegated runs ------------------------------------------
@@ -196,7 +200,7 @@ class Desk:
         """Hold the display for one call; Refused when the session is stopped (acting calls) or the
         display does not answer."""
         with self.lock:
-            self._flush()
+            self.journal.flush()
             if acting and self.stopped:
                 raise Refused(f"{stop_reason(self.session.stop_event)}: deskpilot refuses every action for the "
                               "rest of this MCP session. Nothing was executed. Restart the server to go on.")
@@ -243,33 +247,6 @@ class Desk:
         except Exception:
             return False
         return True
-
-    def _defer(self, log: Callable[[], Any]) -> None:
-        """Write a step while its answer travels to the client; `_flush` waits for it before anything else."""
-
-        def write() -> None:
-            try:
-                log()
-            except Exception as exc:  # the action happened; only its line is missing
-                print(f"deskpilot mcp: a step could not be recorded: {type(exc).__name__}: {exc}", file=sys.stderr)
-
-        self._pending = threading.Thread(target=write, name="mcp-record")
-        self._pending.start()
-
-    def _flush(self) -> None:
-        """Wait until the last step is in the recording (so steps stay in order and complete)."""
-        pending = self._pending
-        if pending is not None:
-            pending.join()
-
-    def log_call(self, tool: str, args: dict[str, Any], answer: Answer, *, frame: Frame | None = None,
-                 action: dict[str, Any] | None = None, **extra: Any) -> dict:
-        """Append a call that is not a performed computer action: its arguments, result and frame."""
-        self._flush()
-        return self.recorder.add_step(
-            source="model", action=action or {"tool": tool, **args}, tool=tool, ok=not answer.error,
-            error=answer.text if answer.error else None, output=None if answer.error else answer.text[:2000],
-            frame=self.stepper.save_frame(frame) if frame is not None else None, **extra)
 
     def encode(self, frame: Frame) -> EncodedImage:
         """A full-screen frame as the PNG the client sees (the model's image size)."""
@@ -327,7 +304,7 @@ class Desk:
             self._run_stop.stop("the MCP server is shutting down")
         locked = self.lock.acquire(timeout=CLOSE_WAIT_S)
         try:
-            self._flush()
+            self.journal.flush()
             with suppress(Exception):
                 self.session.executor.release()
             if status is None:

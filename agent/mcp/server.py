@@ -78,7 +78,7 @@ def recorder_middleware(desk: Desk) -> Any:
 
 def _log_refused(desk: Desk, name: str, args: Any, text: str) -> None:
     with contextlib.suppress(Exception):
-        desk.log_call(name, args if isinstance(args, dict) else {"arguments": args}, Answer(text, error=True))
+        desk.journal.log_call(name, args if isinstance(args, dict) else {"arguments": args}, Answer(text, error=True))
 
 
 def build_server(desk: Desk, reporter: Reporter | None = None) -> Any:

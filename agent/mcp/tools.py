@@ -150,7 +150,7 @@ def register(server: Any, desk: Desk, mark: Callable[[], None], reporter: Report
             raise
         except Refused as exc:
             answer = Answer(str(exc), error=True)
-            desk.log_call(tool, args, answer)
+            desk.journal.log_call(tool, args, answer)
         return to_result(answer)
 
     async def screenshot() -> Any:
