@@ -379,3 +379,32 @@ def test_typing_a_risky_command_is_refused_in_a_terminal_only(desktop_factory, t
     probe.wait_for(lambda ev: any(e["type"] == "text" and e["value"] == "sudo rm -rf /srv" for e in ev))
     lines = typed.read_text().splitlines() if typed.exists() else []
     assert lines and lines[-1] == "ls -l" and not any("sudo" in line for line in lines), lines
+
+
+def test_a_client_on_the_2026_protocol_is_refused_not_asked(desktop, probe: Probe, tmp_path: Path) -> None:
+    from mcp import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    from tests.mcp_harness import DESKPILOT, ROOT, mcp_args, server_env
+
+    asked: list[str] = []
+
+    async def elicit(context, params):
+        asked.append(params.message)
+        raise AssertionError("a 2026-07-28 call cannot ask mid-call")
+
+    async def main() -> None:
+        params = StdioServerParameters(command=DESKPILOT[0], args=[*DESKPILOT[1:], *mcp_args(desktop.display,
+                                                                                              tmp_path / "rec")],
+                                       env=server_env(), cwd=str(ROOT))
+        async with stdio_client(params) as (read, write), \
+                ClientSession(read, write, elicitation_callback=elicit) as client:
+            assert (await client.discover()).supported_versions == ["2026-07-28"]
+            result = await client.call_tool("computer", {"action": "key", "text": "ctrl+alt+Delete"})
+            assert result.is_error and "none is available" in texts(result), texts(result)
+            clicked = await client.call_tool("computer", {"action": "left_click", "coordinate": [20, 20]})
+            assert not clicked.is_error and png_size(clicked) == (1280, 800)
+
+    anyio.run(main)
+    assert asked == []
+    assert not any(e["type"] == "keypress" and e["keysym"] == "Delete" for e in probe.events())

@@ -22,6 +22,7 @@ from agent.mcp.delegate import Helpers
 from agent.mcp.desk import Answer, Desk, Refused
 from agent.mcp.recordings import Reporter
 
+MID_CALL_REQUESTS_END = "2026-07-28"  # from this protocol version on, a call cannot send the client a request
 ActionName = Literal[ACTION_NAMES]  # type: ignore[valid-type]  # the canonical vocabulary, as an enum
 Point = Annotated[list[int] | None, Field(min_length=2, max_length=2,
                                           description="[x, y] in screenshot pixels")]
@@ -83,16 +84,21 @@ def asker_for(context: Any, desk: Desk) -> Any:
     import anyio.from_thread
 
     from agent.mcp.guard import Confirmation, question
+    from agent.safety.confirm import Denied
 
     capabilities = getattr(context, "client_capabilities", None)
     if desk.config.confirm != "ask" or capabilities is None or capabilities.elicitation is None:
         return None
+    if (getattr(context, "protocol_version", None) or "") >= MID_CALL_REQUESTS_END:
+        return None  # no server-to-client requests during a call on this protocol version
 
     def ask(verdict: Any, call: Any, action: Any) -> str:
         try:
             reply = anyio.from_thread.run(context.elicit, question(verdict, call, action), Confirmation)
-        except Exception:  # the client went away or cannot answer: refused
-            return "deny"
+        except Exception as exc:  # the client went away or cannot answer: refused, saying so
+            rule = f"policy rule {verdict.rule!r}" if verdict.rule else "the safety policy"
+            raise Denied(f"refused by {rule}: {verdict.reason} (it needs a person's confirmation and the client "
+                         f"could not be asked: {type(exc).__name__})") from None
         return reply.data.decision if reply.action == "accept" else "deny"
 
     return ask
