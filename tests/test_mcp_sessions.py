@@ -149,11 +149,16 @@ def test_the_session_recording_replays_and_reports_like_any_other(desktop_factor
             assert bad.is_error and "Nothing was run" in texts(bad)
             out_of_range = await client.call_tool("replay", {"recording": path.name, "from": 99})
             assert out_of_range.is_error and "--from 99 is out of range" in texts(out_of_range)
-            try:
-                await client.read_resource("deskpilot://recordings/..%2F..%2Fetc/meta")
-                raise AssertionError("a path outside the recordings folder was read")
-            except Exception as exc:  # refused by the SDK or by the name check
-                assert "etc" in str(exc) or "not" in str(exc).lower()
+            from mcp.shared.exceptions import MCPError
+
+            for uri, expected in (("deskpilot://recordings/..%2F..%2Fetc/meta", "Unknown resource"),
+                                  ("deskpilot://recordings/nope/meta", "no recording called 'nope'")):
+                try:
+                    await client.read_resource(uri)
+                except MCPError as exc:
+                    assert expected in str(exc), str(exc)
+                else:
+                    raise AssertionError(f"{uri} was read")
 
     anyio.run(through_mcp)
     assert typed(again) == original
