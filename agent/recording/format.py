@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 FORMAT = "deskpilot.recording/1"
-Kind = Literal["run", "task", "human", "replay", "rollouts", "act"]
+Kind = Literal["run", "task", "human", "replay", "rollouts", "act", "mcp"]
 Status = Literal["running", "succeeded", "failed", "stopped", "error"]
 Source = Literal["model", "script", "human", "replay"]
 KINDS: tuple[str, ...] = get_args(Kind)
@@ -54,7 +54,7 @@ ANCHORS_DIR = "anchors"
 RESERVED_META = frozenset({"format", "kind", "created", "ended", "status", "summary", "final_frame"})
 # the step source a kind of run writes when the caller names none
 DEFAULT_SOURCE: dict[str, str] = {"run": "model", "task": "script", "human": "human", "replay": "replay",
-                                  "rollouts": "model", "act": "script"}
+                                  "rollouts": "model", "act": "script", "mcp": "model"}
 
 
 class RecordingError(ValueError):

@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
                           parents=[display, backend])
     shot.add_argument("--model-size", action="store_true", help="resize to the model's image size")
     shot.add_argument("--out", help="output PNG file (default screenshot-<time>.png)")
+
+    mcp = sub.add_parser("mcp", help="serve the desktop to MCP clients (Claude Desktop, Claude Code, ...)",
+                         parents=[display, opt.out_option("the session's recording"), opt.confirm_option()])
+    mcp.add_argument("--transport", choices=("stdio", "http"), default="stdio",
+                     help="stdio (default), or streamable HTTP on 127.0.0.1")
+    mcp.add_argument("--port", type=opt.port_number, default=8765, help="with --transport http (default 8765; 0: any)")
     return parser
 
 
@@ -439,6 +445,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return outcome.result.exit_code
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """Serve the desktop over MCP until the client disconnects; `recording: PATH` last, on stderr."""
+    from agent.mcp.desk import DeskConfig
+    from agent.mcp.server import serve
+    from agent.ui.report import write_report
+
+    config = DeskConfig(display=args.display, size=args.size, out=Path(args.out), confirm=args.confirm or "ask",
+                        transport=args.transport)
+    code, recording = serve(config, port=args.port, reporter=write_report)
+    print(f"recording: {recording}", file=sys.stderr)
+    return code
+
+
 def print_step(step: dict, usage: object) -> None:
     """One line of live progress per step."""
     action = step["action"]
@@ -468,6 +487,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "screenshot": cmd_screenshot,
     "inspect": cmd_inspect,
     "codegen": cmd_codegen,
+    "mcp": cmd_mcp,
 }
 
 

@@ -114,6 +114,17 @@ def price_pair(text: str) -> tuple[float, float]:
     return values[0], values[1]
 
 
+def port_number(text: str) -> int:
+    """A TCP port, 0..65535 (0: any free port)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0..65535, got {value}")
+    return value
+
+
 # ------------------------------------------------------------------------------ parent parsers
 def _parent() -> argparse.ArgumentParser:
     return argparse.ArgumentParser(add_help=False)
