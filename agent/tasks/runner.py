@@ -26,12 +26,16 @@ from agent.stepping import Stepper, ending, final_frame, finish_run
 from agent.tasks.fields import SecretText
 from agent.tasks.items import (
     AgentStep,
+    AnyCheck,
     CommandCheck,
     DragStep,
     ExpectStep,
     FileCheckItem,
     KeyStep,
     LaunchStep,
+    OutcomeCheck,
+    OutputCheck,
+    OutputCheckItem,
     RunStep,
     ScreenCheck,
     ScrollStep,
@@ -41,7 +45,7 @@ from agent.tasks.items import (
     WaitStep,
 )
 from agent.tasks.locate import Found, locate
-from agent.tasks.schema import Task
+from agent.tasks.schema import Task, has_outcome_check
 from agent.tasks.targets import PointTarget
 from agent.types import RunResult
 from vision.capture import Frame
@@ -71,6 +75,8 @@ class TaskRunner:
                                stop=callbacks.stop, on_step=callbacks.on_step, usage=lambda: session.usage)
         self.finder = TextFinder()
         self.launched: list[subprocess.Popen] = []
+        self.outcome: str | None = None  # how the model ended: finished | impossible | failed | ...
+        self.judged = any(has_outcome_check(c) for c in task.checks)  # an IMPOSSIBLE answer goes to the checks
 
     # --- the run ---------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -170,6 +176,10 @@ class TaskRunner:
         self.session.usage += agent.usage
         self.budget.steps += agent.steps
         self.stepper.frame = agent.frame
+        impossible = result.status == "failed" and result.message.startswith("IMPOSSIBLE")
+        self.outcome = "finished" if result.status == "succeeded" else "impossible" if impossible else result.status
+        if impossible and self.judged:  # the outcome check decides whether that was the right answer
+            return
         if result.status != "succeeded":
             error = {"stopped": Stopped, "error": RunEnded}.get(result.status, StepFailed)
             ended = error(f"{where}: the model did not finish: {result.message}")
@@ -200,7 +210,41 @@ class TaskRunner:
         elif isinstance(item, CommandCheck):
             code, output = self.run_command(item.command)
             ok, detail = code == 0, f"exit code {code}" + (f": {output[-300:]}" if output and code else "")
+        elif isinstance(item, OutputCheckItem):
+            ok, detail = self.check_output(item.output)
+        elif isinstance(item, OutcomeCheck):
+            ok = self.outcome == item.outcome
+            detail = (f"the model's work ended {self.outcome}" if self.outcome else "no model worked on the task")
+        elif isinstance(item, AnyCheck):
+            parts = [self.check(c) for c in item.any]
+            ok = any(p["ok"] for p in parts)
+            detail = " | ".join(f"{'ok' if p['ok'] else 'FAIL'} {p['check']}: {p['detail']}" for p in parts)
         return {"check": item.describe(), "kind": item.kind, "line": item.line, "ok": ok, "detail": detail}
+
+    def check_output(self, check: OutputCheck) -> tuple[bool, str]:
+        """An output check: read the command's standard output or the file, compare it."""
+        from agent.tasks.compare import compare
+
+        if check.command is not None:
+            code, actual, error = self.run_command(check.command, split=True)
+            if code in (124, 127):  # it timed out, or could not be started: there is no output to compare
+                return False, f"the command did not run: {error}"
+            what = "the output"
+        else:
+            path = self.expand(check.file)
+            try:
+                actual = path.read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                return False, f"cannot read {path}: {exc.strerror or exc}"
+            what = str(path)
+        expected = check.equals
+        if check.equals_file is not None:
+            other = self.expand(check.equals_file)
+            try:
+                expected = other.read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                return False, f"cannot read {other}: {exc.strerror or exc}"
+        return compare(actual, check, expected, what)
 
     # --- helpers ---------------------------------------------------------------------------
     def find(self, query: Any, where: str, n: int, save: bool = True) -> Found:
@@ -234,16 +278,20 @@ class TaskRunner:
         """The screen now."""
         return self.session.screen.grab()
 
-    def run_command(self, command: str | list[str]) -> tuple[int, str]:
-        """Run a setup command or check to completion in the task's folder: (exit code, output)."""
+    def run_command(self, command: str | list[str], split: bool = False) -> Any:
+        """Run a setup command or check to completion in the task's folder: (exit code, output), or with
+        `split` (exit code, standard output as it is, standard error)."""
         try:
             done = subprocess.run(command, shell=isinstance(command, str), cwd=self.task.folder,
                                   env=self.session.command_env(), capture_output=True, text=True,
                                   timeout=RUN_TIMEOUT_S, errors="replace")
         except FileNotFoundError as exc:
-            return 127, str(exc)
+            return (127, "", str(exc)) if split else (127, str(exc))
         except subprocess.TimeoutExpired:
-            return 124, f"timed out after {RUN_TIMEOUT_S:g} s"
+            why = f"timed out after {RUN_TIMEOUT_S:g} s"
+            return (124, "", why) if split else (124, why)
+        if split:
+            return done.returncode, done.stdout, done.stderr.strip()
         return done.returncode, (done.stdout + done.stderr).strip()
 
     def stop_launched(self) -> None:
@@ -272,8 +320,18 @@ def run_task(task: Task, options: RunOptions, *, desktop: Any = None, callbacks:
         callbacks = replace(callbacks, policy_overrides=task.policy)
     with Session(options, desktop=desktop, secrets=secrets, model=model, stop=callbacks.stop,
                  kill_switch=kill_switch, bash_env=bash_env) as session:
-        uses_model = bool(task.goal and not task.steps) or any(isinstance(s, AgentStep) for s in task.steps)
         recorder = session.recorder("task", secrets, task=str(task.path or task.name), goal=task.goal,
-                                    model=options.model.model if uses_model else None, extra_meta=meta)
+                                    model=options.model.model if task.uses_model else None, extra_meta=meta)
         result = TaskRunner(task, session, recorder, callbacks).run()
         return RunOutcome(result, recorder.path)
+
+
+def check_task(task: Task, options: RunOptions) -> list[dict[str, Any]]:
+    """Only the task's checks, against `options.display` as it is now: nothing is set up, acted or recorded.
+
+    Each check as the runner reports it ({check, kind, line, ok, detail}); an `outcome` check never
+    holds here (no model worked on the task). Raises BadInput/EnvironmentProblem as opening a session does.
+    """
+    with Session(options, kill_switch=False) as session:
+        runner = TaskRunner(task, session, None, Callbacks())  # type: ignore[arg-type] - no recording: nothing acts
+        return [runner.check(item) for item in task.checks]
