@@ -46,11 +46,12 @@ class AttemptSpec:
     label: str = ""
     task: str | None = None  # the task's name, for suites
     confirm_mode: str | None = None
+    uses_model: bool = True  # False: scripted steps only (the attempt's `model` is then None)
 
     @property
-    def model(self) -> str:
-        """The model the attempt uses (its name as given to --model)."""
-        return self.options.model.model
+    def model(self) -> str | None:
+        """The model the attempt uses (its name as given to --model); None when no model works on it."""
+        return self.options.model.model if self.uses_model else None
 
     @property
     def goal(self) -> str | None:
@@ -63,7 +64,7 @@ class Attempt:
     """One attempt: how it was sampled, how it ended, where its recording is."""
 
     index: int
-    model: str
+    model: str | None
     temperature: float | None = None
     status: str = "stopped"  # succeeded | failed | stopped | error
     exit_code: int = int(ExitCode.STOPPED)

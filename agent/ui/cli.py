@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
                           parents=[display])
     shot.add_argument("--model-size", action="store_true", help="resize to the model's image size")
     shot.add_argument("--out", help="output PNG file (default screenshot-<time>.png)")
+
+    from agent.ui import eval_cli
+
+    eval_cli.add_parsers(sub)
     return parser
 
 
@@ -262,6 +266,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from agent.recording.writer import RecordingError
     from agent.ui.report import write_report
 
+    if (Path(args.recording) / "suite.json").is_file():  # an evaluation run: its suite report
+        from agent.ui.suite_report import write_suite_report
+
+        print(f"report: {write_suite_report(args.recording)}")
+        return ExitCode.OK
     try:
         path = write_report(args.recording, embed=args.embed)
     except RecordingError as exc:
@@ -330,6 +339,12 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+def _command(name: str) -> Callable[[argparse.Namespace], int]:
+    from agent.ui import eval_cli
+
+    return COMMANDS.get(name) or eval_cli.COMMANDS[name]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `deskpilot` console script."""
     parser = build_parser()
@@ -338,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
     try:
-        return int(COMMANDS[args.command](args))
+        return int(_command(args.command)(args))
     except DeskpilotError as exc:
         print(f"deskpilot {args.command}: {exc}", file=sys.stderr)
         return int(exc.exit_code)

@@ -72,6 +72,7 @@ class RayEngine(Engine):
         self.cluster: dict[str, Any] = {}
         self._opened_at = 0.0
         self._seen: set[int] = set()
+        self.version: str | None = None
         self.preexisting = False  # the caller had initialised Ray already: it is used and left as it is
 
     def describe(self) -> dict[str, Any]:
@@ -80,11 +81,12 @@ class RayEngine(Engine):
                 "own_cluster": self.own_cluster, "cluster": self.cluster,
                 "startup_s": None if self.started_s is None else round(self.started_s, 3),
                 "first_attempt_s": None if self.first_attempt_s is None else round(self.first_attempt_s, 3),
-                "ray": getattr(self.ray, "__version__", None)}
+                "ray": self.version}
 
     def open(self) -> None:
         """Connect to the cluster at `address`, or start a local one; EnvironmentProblem when neither works."""
         ray = self.ray = import_ray()
+        self.version = ray.__version__
         from agent.eval.coordinator import Coordinator
 
         self._opened_at = time.monotonic()
