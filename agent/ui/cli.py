@@ -36,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--parallel", type=opt.positive_int, metavar="K",
                      help="with --rollouts: attempts at once (default min(N, 4))")
     run.add_argument("--apply", action="store_true", help="with --rollouts: replay the chosen attempt onto --display")
+    run.add_argument("--engine", choices=("local", "ray"), default=None,
+                     help="with --rollouts: attempts in this process (local, default) or as Ray tasks")
+    run.add_argument("--ray-address", metavar="ADDR", help="with --engine ray: a running cluster (default: a local "
+                                                           "Ray for the run)")
 
     sub.add_parser("record", help="record a person's work on a display until the stop hotkey or Ctrl-C",
                    parents=[display, opt.out_option("the recording")])
@@ -188,8 +192,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from agent.ui.options import limits
 
     models = args.model or []
-    if args.rollouts is None and (args.parallel or args.apply or len(models) > 1):
-        raise BadInput("--parallel, --apply and several --model need --rollouts N")
+    if args.rollouts is None and (args.parallel or args.apply or len(models) > 1 or args.engine):
+        raise BadInput("--parallel, --apply, --engine and several --model need --rollouts N")
+    if args.ray_address and args.engine != "ray":
+        raise BadInput("--ray-address needs --engine ray")
     options = RunOptions(
         model=ModelConfig(model=models[0] if models else DEFAULT_MODEL, tool_version=args.tool_version,
                           thinking_budget=args.thinking),
@@ -199,8 +205,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         from agent.rollouts.run import run_rollouts
 
         work = _load_task(args.goal) if args.goal.endswith((".yaml", ".yml")) else args.goal
+        if args.engine == "ray":
+            from agent.eval.engines.ray_cluster import import_ray
+
+            import_ray()  # exit 4 naming the extra, before anything else
         rollouts = run_rollouts(work, options, n=args.rollouts, parallel=args.parallel or min(args.rollouts, 4),
-                                models=models or None, apply=args.apply, callbacks=callbacks)
+                                models=models or None, apply=args.apply, callbacks=callbacks,
+                                engine=args.engine or "local", ray_address=args.ray_address)
         print(rollouts.summary())
         print(f"recording: {rollouts.recording}")
         return rollouts.result.exit_code

@@ -122,6 +122,10 @@ class RayEngine(Engine):
             with contextlib.suppress(Exception):  # already finished
                 self.ray.cancel(ref, force=True)
         self.refs.clear()
+        if self.coordinator is not None:
+            with contextlib.suppress(Exception):
+                self.ray.kill(self.coordinator)
+            self.coordinator = None
         if not self.preexisting:  # the local Ray stops; a cluster given by address only loses this driver
             self.ray.shutdown()
         self.ray = None
