@@ -39,7 +39,9 @@ def test_a_suite_on_the_local_engine(tmp_path: Path) -> None:
 
     summary = suite_json(folder)
     assert summary["format"] == "deskpilot.suite/1" and summary["status"] == "completed"
-    assert summary["engine"] == {"name": "local", "parallel": 2, "workers": "processes"}
+    engine = summary["engine"]
+    assert (engine["name"], engine["parallel"], engine["workers"]) == ("local", 2, "processes")
+    assert 0 < engine["first_attempt_s"] < totals_wall(summary)
     assert summary["models"] == ["scripted/a", "scripted/b"] and summary["attempts_per_task"] == 2
     assert summary["versions"]["python"] and summary["versions"]["engine"] == "local"
     assert [(t["name"], t["model"]) for t in summary["tasks"]] == [
@@ -73,6 +75,10 @@ def test_a_suite_on_the_local_engine(tmp_path: Path) -> None:
     table = out[out.index("task "):]
     assert "passes       scripted    2/2" in table and "cannot-pass  scripted    0/2" in table
     assert "total: 6/8 passed" in table
+
+
+def totals_wall(summary: dict) -> float:
+    return summary["totals"]["wall_s"]
 
 
 def test_min_success_sets_the_exit_code(tmp_path: Path) -> None:

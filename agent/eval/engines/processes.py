@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -55,13 +56,17 @@ class ProcessEngine(Engine):
         self.workers: dict[int, _Worker] = {}
         self.on_step: OnStep | None = None
         self._ctx: Any = None
+        self._opened_at = 0.0
+        self.first_attempt_s: float | None = None  # from open() to the first attempt beginning in its worker
 
     def describe(self) -> dict[str, Any]:
         """What suite.json records about the engine."""
-        return {**super().describe(), "workers": "processes"}
+        first = None if self.first_attempt_s is None else round(self.first_attempt_s, 3)
+        return {**super().describe(), "workers": "processes", "first_attempt_s": first}
 
     def open(self) -> None:
         """The fork server's context (the server itself starts with the first worker)."""
+        self._opened_at = time.monotonic()
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload(PRELOAD)
 
@@ -110,6 +115,8 @@ class ProcessEngine(Engine):
             if kind == "begun":
                 worker.pid = message[1]
                 self.started(worker.spec.index)
+                if self.first_attempt_s is None:
+                    self.first_attempt_s = time.monotonic() - self._opened_at
             elif kind == "step" and self.on_step is not None:
                 self.on_step({**message[1], "attempt": worker.spec.index}, message[2])
             elif kind == "done":
