@@ -272,3 +272,21 @@ def test_eval_reads_osworld_json_and_crosses_models(tmp_path: Path) -> None:
     assert (home / "note.txt").read_text() == "kept\n"  # /home/user is the running user's home
     assert impossible["passed"] == 0
     assert "the model's work ended finished" in impossible["runs"][0]["checks"][0]["detail"]
+
+
+def test_no_display_to_be_had_is_exit_4(tmp_path: Path) -> None:
+    """Without Xvfb on PATH no attempt gets its display: each is an error with exit code 4, and so is the run."""
+    import sys
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(sys.executable)
+    tasks = suite(tmp_path / "suite")
+    code, out, err, left = run(["eval", str(tasks), "--out", str(tmp_path / "runs")], ROOT,
+                               env={"PATH": str(bin_dir)})
+    assert code == 4, out + err
+    assert left == []
+    summary = suite_json(run_folder(out))
+    runs = [r for t in summary["tasks"] for r in t["runs"]]
+    assert [r["status"] for r in runs] == ["error", "error"]
+    assert all("Xvfb not found" in r["message"] for r in runs)

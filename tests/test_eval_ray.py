@@ -203,3 +203,18 @@ def test_engine_ray_without_ray_names_the_extra(tmp_path: Path) -> None:
     assert code == 4 and "deskpilot[ray]" in err, err
     with pytest.raises(BadInput, match="--ray-address needs --engine ray"):
         make_engine("local", 2, address="x:1")
+
+
+def test_an_unreachable_cluster_is_exit_4_within_seconds(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tasks = suite(tmp_path / "suite")
+    started = time.monotonic()
+    code, out, err, left = run(["eval", str(tasks), "--engine", "ray", "--ray-address", f"127.0.0.1:{port}",
+                                "--out", str(tmp_path / "runs")], ROOT)
+    assert code == 4 and f"cannot reach the Ray cluster at 127.0.0.1:{port}" in err, err
+    assert time.monotonic() - started < 30 and left == []
+    assert list((tmp_path / "runs").iterdir()) == []  # no empty run folder left behind

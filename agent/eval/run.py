@@ -48,7 +48,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from agent.errors import BadInput, ExitCode
+from agent.errors import BadInput, EnvironmentProblem, ExitCode
 from agent.eval.attempt import Attempt, AttemptSpec, relative
 from agent.eval.stats import summarise
 from agent.eval.suite import SuiteTask
@@ -193,7 +193,12 @@ def run_suite(tasks: Sequence[SuiteTask], options: SuiteOptions, *, on_done: Cal
 
     limits = [t.task.limits.apply(options.run.loop.limits).max_seconds for t in tasks]
     limit_s = None if any(v is None for v in limits) else max(limits)
-    attempts = engine.run(plan.specs, on_done=done, stop=stop, limit_s=limit_s)
+    try:
+        attempts = engine.run(plan.specs, on_done=done, stop=stop, limit_s=limit_s)
+    except EnvironmentProblem:  # the engine could not be had: no attempt ran, leave no empty run folder
+        if not any(folder.iterdir()):
+            folder.rmdir()
+        raise
     wall = time.monotonic() - started
     summary = _summary(plan, attempts, folder, engine, options, created, wall)
     (folder / SUITE_FILE).write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

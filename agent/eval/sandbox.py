@@ -11,7 +11,8 @@
 - stops the display, and with it every program started on it, whatever happens.
 
 An exception ends only this attempt: status "error", the traceback kept in `crashed`, and its
-recording marked "error" (one is written when there was none). The verdict (`passed`) is read
+recording marked "error" (one is written when there was none); its exit code is the error's own
+(4 for a display that cannot be had, a model API that cannot be reached), else 1. The verdict (`passed`) is read
 back from the recording: with `spec.checks`, the run succeeded and every check held; without,
 the model said it finished.
 """
@@ -63,7 +64,7 @@ def run_attempt(spec: AttemptSpec, callbacks: Callbacks, make_model: Callable[[]
     `make_model()`: the model object to use, made once the display runs (None: the registry makes
     it from `spec.options.model`); an exception from it ends this attempt like any other.
     """
-    from actions.platform import virtual_desktop
+    from actions.platform import DesktopError, virtual_desktop
 
     attempt = Attempt(spec.index, spec.model, spec.options.model.temperature, task=spec.task, number=spec.number,
                       worker=worker)
@@ -91,7 +92,8 @@ def run_attempt(spec: AttemptSpec, callbacks: Callbacks, make_model: Callable[[]
         attempt.steps, attempt.usage, attempt.recording = result.steps, result.usage, outcome.recording
     except Exception as exc:
         attempt.status = "error"
-        attempt.exit_code = int(exc.exit_code if isinstance(exc, DeskpilotError) else ExitCode.FAILED)
+        attempt.exit_code = int(exc.exit_code if isinstance(exc, DeskpilotError) else
+                                ExitCode.ENVIRONMENT if isinstance(exc, DesktopError) else ExitCode.FAILED)
         attempt.message = f"crashed: {type(exc).__name__}: {exc}"
         attempt.crashed = traceback.format_exc()
         try:

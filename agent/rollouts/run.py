@@ -66,6 +66,11 @@ one by one, while with a real model most of an attempt is waiting for the API).
 Kill switch: the attempts' sessions have none of their own; the rollouts start one hotkey listener
 on $DISPLAY (the user's keyboard, when there is one) that stops every attempt.
 
+Engines (agent.eval.engines, `engine=`): "local" runs the attempts in threads of this process (a
+model factory, live step lines and terminal questions work); "ray" runs each as a Ray task on
+`ray_address` or a local Ray started for the run, its recording returned through the object store
+into `<parent>/attempts/<i>/` (step lines are relayed; policy questions are refused there).
+
 The parent's result is the chosen attempt's (status, exit code, message; steps of that attempt),
 with the usage of every attempt plus the judge's. `RolloutsOutcome.summary()` is what the CLI
 prints: per-attempt lines, pass@N, the mean success, the chosen attempt and why, its result, the

@@ -40,6 +40,35 @@ FORWARDED_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY", "O
                  "DESKPILOT_BACKEND")
 
 
+REACH_TIMEOUT_S = 5.0
+
+
+def check_reachable(address: str, timeout: float = REACH_TIMEOUT_S) -> None:
+    """EnvironmentProblem unless something accepts TCP connections at a `host:port` or `ray://host:port` address.
+
+    `ray.init` to an address where nothing listens keeps retrying for many minutes; this fails in
+    seconds instead. Other forms (`auto`, `local`) are left to Ray.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    text = address if "://" in address else f"tcp://{address}"
+    try:
+        parsed = urlparse(text)
+        host, port = parsed.hostname, parsed.port
+    except ValueError:
+        host, port = None, None
+    if not host or not port:
+        if address in ("auto", "local"):
+            return
+        raise EnvironmentProblem(f"--ray-address {address!r}: expected HOST:PORT or ray://HOST:PORT")
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
+
+
 def import_ray() -> Any:
     """The ray module; EnvironmentProblem (exit 4) naming the extra to install when it is missing."""
     try:
@@ -97,12 +126,15 @@ class RayEngine(Engine):
             if self.preexisting:
                 pass
             elif self.address:
+                check_reachable(self.address)
                 ray.init(address=self.address, runtime_env=runtime_env, log_to_driver=False,
                          logging_level="WARNING")
             else:
                 self.own_cluster = True
                 ray.init(num_cpus=max(1, round(self.parallel * self.num_cpus)), include_dashboard=False,
                          runtime_env=runtime_env, log_to_driver=False, logging_level="WARNING")
+        except EnvironmentProblem:
+            raise
         except Exception as exc:  # ConnectionError, RuntimeError, ...: the cluster cannot be had
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray"
             raise EnvironmentProblem(f"cannot start or reach {where}: {type(exc).__name__}: {exc}") from None
