@@ -193,10 +193,10 @@ checks:
     always = """
 name: killed-always
 setup:
-  - run: kill -9 $PPID
+  - run: sleep 119.77 & kill -9 $PPID
 steps:
   - wait: 0.1
-"""
+"""  # the worker dies while a command of its own runs: that command must not outlive it
     write(tmp_path / "suite", "once.yaml", once)
     write(tmp_path / "suite", "always.yaml", always)
     code, out, err, left = run(["eval", str(tmp_path / "suite"), "--parallel", "2", "--out", str(tmp_path / "runs")],
@@ -290,3 +290,44 @@ def test_no_display_to_be_had_is_exit_4(tmp_path: Path) -> None:
     runs = [r for t in summary["tasks"] for r in t["runs"]]
     assert [r["status"] for r in runs] == ["error", "error"]
     assert all("Xvfb not found" in r["message"] for r in runs)
+
+
+def test_a_second_ctrl_c_kills_workers_stuck_in_a_command(tmp_path: Path) -> None:
+    """A setup command that ignores stop requests: the second Ctrl-C kills its worker, and the command with it."""
+    import os
+    import signal
+
+    for n in range(2):
+        write(tmp_path / "suite", f"stuck{n}.yaml", f"name: stuck-{n}\nsetup:\n  - run: sleep 120\n"
+                                                    "steps:\n  - wait: 0\n")
+    cli = Cli(["eval", str(tmp_path / "suite"), "--parallel", "2", "--out", str(tmp_path / "runs")], ROOT)
+    deadline = time.monotonic() + 60
+    while len([p for p in marked_commands(cli.mark) if p == "sleep 120"]) < 2:
+        assert time.monotonic() < deadline, "the setup commands never started"
+        time.sleep(0.2)
+    os.kill(cli.proc.pid, signal.SIGINT)  # to the driver alone: the commands do not see it
+    time.sleep(1.0)
+    assert cli.proc.poll() is None  # still waiting for the stuck attempts
+    pressed = time.monotonic()
+    os.kill(cli.proc.pid, signal.SIGINT)
+    code, out, err = cli.wait(60)
+    assert code == 3 and time.monotonic() - pressed < 20, out + err
+    assert cli.leftovers() == []  # the workers and their `sleep 120` are gone
+    summary = suite_json(run_folder(out))
+    runs = [r for t in summary["tasks"] for r in t["runs"]]
+    assert [r["status"] for r in runs] == ["stopped", "stopped"]
+    assert all(r["message"].startswith("abandoned") for r in runs)
+
+
+def marked_commands(mark: str) -> list[str]:
+    """The command lines of live processes carrying `mark`."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("DESKPILOT_TEST_MARK") == mark:
+                found.append(" ".join(proc.cmdline()))
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found

@@ -218,3 +218,37 @@ def test_an_unreachable_cluster_is_exit_4_within_seconds(tmp_path: Path) -> None
     assert code == 4 and f"cannot reach the Ray cluster at 127.0.0.1:{port}" in err, err
     assert time.monotonic() - started < 30 and left == []
     assert list((tmp_path / "runs").iterdir()) == []  # no empty run folder left behind
+
+
+def test_a_second_ctrl_c_cancels_ray_tasks_stuck_in_a_command(cluster: str, tmp_path: Path) -> None:
+    """Ray kills the worker of a cancelled task; the attempt's guard kills the command it was running."""
+    import os
+    import signal
+
+    stuck = "sleep 119.731"  # a command line no other process on this machine has
+    for n in range(2):
+        write(tmp_path / "suite", f"stuck{n}.yaml", f"name: stuck-{n}\nsetup:\n  - run: {stuck}\n"
+                                                    "steps:\n  - wait: 0\n")
+
+    def sleeping() -> list[int]:
+        return [p.pid for p in psutil.process_iter(["cmdline"]) if " ".join(p.info["cmdline"] or []) == stuck]
+
+    cli = Cli(["eval", str(tmp_path / "suite"), "--engine", "ray", "--ray-address", cluster, "--parallel", "2",
+               "--out", str(tmp_path / "runs")], ROOT)
+    deadline = time.monotonic() + 90
+    while len(sleeping()) < 2:
+        assert time.monotonic() < deadline and cli.proc.poll() is None, "the setup commands never started"
+        time.sleep(0.2)
+    os.kill(cli.proc.pid, signal.SIGINT)
+    time.sleep(1.0)
+    os.kill(cli.proc.pid, signal.SIGINT)
+    code, out, err = cli.wait(60)
+    assert code == 3, out + err
+    deadline = time.monotonic() + 10
+    while sleeping() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert sleeping() == [] and settled_xvfb() == []
+    runs = [r for t in suite_json(run_folder(out))["tasks"] for r in t["runs"]]
+    assert [r["status"] for r in runs] == ["stopped", "stopped"]
+    assert all("cancelled" in r["message"] for r in runs)
+    assert ray.cluster_resources()["CPU"] == 2

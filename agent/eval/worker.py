@@ -12,13 +12,16 @@ That works on any cluster, shared file system or not (see agent.eval.engines.ray
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
 import signal
+import subprocess
 import tarfile
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -30,6 +33,32 @@ from agent.session import Callbacks
 from agent.types import StopSignal, Usage
 
 POLL_S = 0.25
+_GUARD = 'trap "" INT HUP TERM; read -r line; [ "$line" = done ] || kill -KILL -{pgid} 2>/dev/null'
+
+
+@contextlib.contextmanager
+def group_guard() -> Iterator[None]:
+    """While inside, this process's death kills its process group: the commands it was running
+    (task `run:` steps and checks, which are not desktop programs and have no reaper of their own).
+
+    A tiny shell in its own session reads a pipe from this process: "done" when the attempt ends
+    normally, end of file when this process died (killed, or cancelled by force). Armed only where
+    this process leads its own group, so nothing else is ever killed.
+    """
+    if os.getpgrp() != os.getpid():
+        yield
+        return
+    guard = subprocess.Popen(["/bin/sh", "-c", _GUARD.format(pgid=os.getpid())], stdin=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            assert guard.stdin is not None
+            guard.stdin.write(b"done\n")
+            guard.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            guard.wait(timeout=5)
 
 
 def _worker_confirm(mode: str | None) -> str:
@@ -39,7 +68,12 @@ def _worker_confirm(mode: str | None) -> str:
 
 def process_main(spec: AttemptSpec, results: Connection, control: Connection, steps: bool,
                  confirm_mode: str | None) -> None:
-    """A local worker process: run `spec`, sending ("begun", pid), ("step", ...) and ("done", attempt)."""
+    """A local worker process: run `spec`, sending ("begun", pid), ("step", ...) and ("done", attempt).
+
+    The worker leads a process group of its own, so the driver can end it with everything it runs,
+    and a terminal's Ctrl-C reaches only the driver, which relays the stop.
+    """
+    os.setpgid(0, 0)
     stop = StopSignal()
     signal.signal(signal.SIGINT, lambda *_: stop.stop("interrupted by the user (Ctrl-C)"))
 
@@ -57,7 +91,8 @@ def process_main(spec: AttemptSpec, results: Connection, control: Connection, st
         def on_step(line: dict, usage: Usage) -> None:
             results.send(("step", line, usage))
     callbacks = Callbacks(on_step=on_step, stop=stop, confirm_mode=_worker_confirm(confirm_mode))
-    attempt = run_attempt(spec, callbacks, worker=f"process {worker_name()}")
+    with group_guard():
+        attempt = run_attempt(spec, callbacks, worker=f"process {worker_name()}")
     results.send(("done", attempt))
     results.close()
 
@@ -89,7 +124,8 @@ def ray_main(spec: AttemptSpec, coordinator: Any, steps: bool, confirm_mode: str
             def on_step(line: dict, usage: Usage) -> None:
                 coordinator.step.remote(spec.index, line, usage)
         callbacks = Callbacks(on_step=on_step, stop=stop, confirm_mode=_worker_confirm(confirm_mode))
-        attempt = run_attempt(local, callbacks, worker=f"ray {worker_name()}")
+        with group_guard():
+            attempt = run_attempt(local, callbacks, worker=f"ray {worker_name()}")
         attempt.tries = tries
         archive = pack(attempt.recording) if attempt.recording is not None else b""
         if attempt.recording is not None:

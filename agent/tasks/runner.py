@@ -47,7 +47,7 @@ from agent.tasks.items import (
 from agent.tasks.locate import Found, locate
 from agent.tasks.schema import Task, has_outcome_check
 from agent.tasks.targets import PointTarget
-from agent.types import RunResult
+from agent.types import RunResult, stop_reason
 from vision.capture import Frame
 from vision.locate.find import AmbiguousMatch, NotFound
 
@@ -99,6 +99,9 @@ class TaskRunner:
             message = f"{len(self.task.steps)} steps, {len(checks)} checks passed"
         except (RunEnded, KeyboardInterrupt) as end:
             status, code, message = ending(end)
+            if status == "failed" and self.callbacks.stop.is_set():  # e.g. a setup command cut short by Ctrl-C
+                status, code = "stopped", int(ExitCode.STOPPED)
+                message = f"{stop_reason(self.callbacks.stop)}: {message}"
         finally:
             self.session.executor.release()
             final = final_frame(self.grab, self.stepper.frame)  # before the launched programs are stopped

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
+import signal
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
@@ -177,7 +179,10 @@ class ProcessEngine(Engine):
         return ended
 
     def _kill(self, worker: _Worker) -> None:
+        """Kill the worker and its process group (the commands it runs); its displays die with it (reaper)."""
         if worker.process.is_alive():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(worker.process.pid, signal.SIGKILL)
             worker.process.kill()
         worker.process.join(timeout=5)
         for conn in (worker.results, worker.control):
