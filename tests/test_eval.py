@@ -140,6 +140,12 @@ def test_the_report_in_chromium_links_every_attempt(tmp_path: Path, browser) -> 
     assert errors == [] and all(u.startswith(("file:", "data:")) for u in requests)
     context.close()
 
+    from agent.ui.cli import main
+
+    (folder / "report.html").unlink()
+    assert main(["report", str(folder)]) == 0  # `deskpilot report RUN` writes the suite's report again
+    assert 'data-task="passes"' in (folder / "report.html").read_text(encoding="utf-8")
+
 
 def test_ctrl_c_mid_suite_stops_every_attempt_and_leaves_nothing(tmp_path: Path) -> None:
     slow = """
