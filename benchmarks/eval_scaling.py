@@ -13,13 +13,17 @@ used per attempt (driver, worker processes, Xvfb, apps, Ray's processes: sampled
 process, so a process's last < 0.25 s can be missed), and peak memory: the proportional set size
 (PSS, shared pages split between their users, so forked workers are not counted N times) summed over
 this process and all its descendants, sampled every 0.25 s. For Ray also the fixed cost: `ray.init`
-and from the engine's start to the first attempt beginning on a worker. The local engine's first
-configuration includes starting its fork server.
+and from the engine's start to the first attempt beginning on a worker, and the rate once the first
+attempt began. A warm-up attempt on the local engine (not counted) starts its fork server first.
+Every attempt must pass, or the script stops saying why instead of printing numbers.
 
 The projection for a 4-node cluster of this machine's kind (2 cores each) is computed from the
 measured per-attempt CPU cost c and the uncontended attempt time w (K = 1): each node runs at most
 2 / c attempts per second when the CPU is the limit, or K / w when it is not, so 4 nodes give
 4 * min(2 / c, K / w) per second, plus Ray's fixed cost once per run.
+
+Last, the local engine at K = 1 with and without its fork server's preload (agent.eval.warm): the
+median attempt time of each.
 
 Prints one JSON object. Run: `python -m benchmarks.eval_scaling`.
 """
@@ -56,7 +60,7 @@ TASK = """
 name: bench-{n}
 display: {{width: 1024, height: 768}}
 setup:
-  - launch: [python3, app.py, "$DESKPILOT_ATTEMPT_DIR/out.txt"]
+  - launch: python3 app.py "$DESKPILOT_ATTEMPT_DIR/out.txt"
   - run: for i in $(seq 200); do xdotool search --name '^evalbench$' >/dev/null && exit 0; sleep 0.05; done; exit 1
 steps:
   - click: {{x: 200, y: 30}}
@@ -124,6 +128,9 @@ def measure(engine: str, parallel: int, tasks: list, out: Path) -> dict:
     summary = outcome.summary
     runs = [r for t in summary["tasks"] for r in t["runs"]]
     n = len(runs)
+    failed = [r["message"] for r in runs if not r["passed"]]
+    if failed:  # a broken run measures nothing: say so instead of printing numbers
+        raise SystemExit(f"{engine} K={parallel}: {len(failed)} attempts did not pass, e.g. {failed[0]}")
     described = summary["engine"]
     result = {
         "engine": engine, "parallel": parallel, "attempts": n,
@@ -135,6 +142,26 @@ def measure(engine: str, parallel: int, tasks: list, out: Path) -> dict:
     }
     if engine == "ray":
         result["ray_init_s"] = described.get("startup_s")
+        steady = wall - (described.get("first_attempt_s") or 0.0)
+        result["attempts_per_min_after_start"] = round(n / steady * 60, 1) if steady > 0 else None
+    return result
+
+
+def preload_effect(tasks: list, out: Path) -> dict:
+    """The local engine at K = 1 with its fork server preloading agent.eval.warm (the default) against only
+    the attempt code (agent.eval.worker): the median attempt time of each, 16 attempts each."""
+    import multiprocessing.forkserver
+
+    from agent.eval.engines import processes
+
+    result = {}
+    default = list(processes.PRELOAD)
+    for label, preload in (("attempt code only", ["agent.eval.worker"]), ("agent.eval.warm", default)):
+        processes.PRELOAD = preload
+        multiprocessing.forkserver._forkserver._stop()  # a fresh fork server with this preload (a private call)
+        result[label] = measure("local", 1, tasks, out)["median_attempt_s"]
+    processes.PRELOAD = default
+    result["saved_s_per_attempt"] = round(result["attempt code only"] - result["agent.eval.warm"], 2)
     return result
 
 
@@ -147,8 +174,10 @@ def main() -> None:
     for n in range(TASKS):
         (work / "suite" / f"bench{n}.yaml").write_text(TASK.format(n=n), encoding="utf-8")
     tasks = load_suite([work / "suite"])
+    measure("local", 1, tasks[:1], work / "warm-up")  # the fork server and first imports, not counted
     load_before = os.getloadavg()
     runs = [measure(engine, k, tasks, work / "runs") for engine in ("local", "ray") for k in PARALLEL]
+    preload = preload_effect(tasks, work / "preload")
     by = {(r["engine"], r["parallel"]): r for r in runs}
     local1 = by[("local", 1)]
     cost, alone = local1["cpu_s_per_attempt"], local1["median_attempt_s"]
@@ -167,7 +196,7 @@ def main() -> None:
         "speedup_vs_k1": {f"{e} k={k}": round(by[(e, 1)]["wall_s"] / by[(e, k)]["wall_s"], 2)
                           for e in ("local", "ray") for k in PARALLEL},
         "ray_fixed_cost_s": {"ray_init": by[("ray", 1)].get("ray_init_s"), "start_to_first_attempt": fixed},
-        "projection_4_nodes": project,
+        "projection_4_nodes": project, "fork_server_preload": preload,
     }, indent=2))
 
 

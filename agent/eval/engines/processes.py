@@ -31,7 +31,7 @@ from agent.eval.engines.base import Engine, OnStep
 from agent.eval.sandbox import mark_ended
 
 MAX_TRIES = 2  # a worker that dies is replaced once
-PRELOAD = ["agent.eval.worker"]
+PRELOAD = ["agent.eval.warm"]  # see agent.eval.warm
 
 
 @dataclass
