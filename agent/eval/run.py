@@ -67,7 +67,7 @@ class SuiteOptions:
 
     run: RunOptions = field(default_factory=RunOptions)  # model config, budgets, out folder
     attempts: int = 1
-    parallel: int | None = None  # default: the machine's CPUs (local), the cluster's (Ray)
+    parallel: int | None = None  # default: this machine's CPUs; on a Ray cluster, its CPUs / num_cpus
     engine: str = "local"
     ray_address: str | None = None
     num_cpus: float = 1.0
@@ -152,9 +152,9 @@ def _check_models(models: Sequence[str], base: ModelConfig) -> None:
         registry.create(replace(base, model=name)).preflight()
 
 
-def default_parallel(engine: str, address: str | None) -> int:
-    """`--parallel`'s default: this machine's CPUs (for a local run, local or a local Ray)."""
-    return max(1, os.cpu_count() or 1) if not address else 4
+def default_parallel() -> int:
+    """`--parallel`'s default on this machine (local engine, or a local Ray): its CPUs."""
+    return max(1, os.cpu_count() or 1)
 
 
 def run_suite(tasks: Sequence[SuiteTask], options: SuiteOptions, *, on_done: Callable[[Attempt, dict], None] | None
@@ -171,11 +171,13 @@ def run_suite(tasks: Sequence[SuiteTask], options: SuiteOptions, *, on_done: Cal
         raise BadInput(f"--attempts must be a positive number, got {options.attempts!r}")
     if options.min_success is not None and not 0 <= options.min_success <= 1:
         raise BadInput(f"--min-success must be a rate from 0 to 1 (or a percentage), got {options.min_success!r}")
-    parallel = options.parallel or default_parallel(options.engine, options.ray_address)
+    parallel = options.parallel or default_parallel()
     secrets_used = tuple(dict.fromkeys(n for t in tasks for n in t.task.secret_names))
     if engine is None:
         engine = make_engine(options.engine, parallel, address=options.ray_address, num_cpus=options.num_cpus,
                              callbacks=Callbacks(confirm_mode=options.confirm_mode), env_names=secrets_used)
+        if options.parallel is None and options.ray_address:  # a cluster: as many at once as its CPUs allow
+            engine.auto_parallel = True
     out = Path(options.run.out)
     probe = _Plan(tasks, options, out / "unused")
     _check_models(probe.used_models, options.run.model)

@@ -37,7 +37,7 @@ def add_parsers(sub: Any) -> None:
     run.add_argument("--attempts", type=opt.positive_int, default=1, metavar="N",
                      help="attempts per task and model (default 1)")
     run.add_argument("--parallel", type=opt.positive_int, metavar="K",
-                     help="attempts at once (default: this machine's CPUs)")
+                     help="attempts at once (default: this machine's CPUs; on a Ray cluster, its CPUs / --num-cpus)")
     run.add_argument("--engine", choices=("local", "ray"), default="local",
                      help="local worker processes (default) or Ray tasks")
     run.add_argument("--ray-address", metavar="ADDR", help="a running Ray cluster (default: a local Ray "

@@ -103,6 +103,7 @@ class RayEngine(Engine):
         self._seen: set[int] = set()
         self.version: str | None = None
         self.preexisting = False  # the caller had initialised Ray already: it is used and left as it is
+        self.auto_parallel = False  # set: `parallel` becomes the cluster's CPUs / num_cpus once connected
 
     def describe(self) -> dict[str, Any]:
         """What suite.json records about the engine."""
@@ -141,6 +142,8 @@ class RayEngine(Engine):
         self.started_s = time.monotonic() - self._opened_at
         resources = ray.cluster_resources()
         self.cluster = {"cpus": resources.get("CPU"), "nodes": len([n for n in ray.nodes() if n.get("Alive")])}
+        if self.auto_parallel and resources.get("CPU"):
+            self.parallel = max(1, int(resources["CPU"] // self.num_cpus))
         self.coordinator = ray.remote(num_cpus=0)(Coordinator).remote()
         from agent.eval.worker import ray_main
 
