@@ -13,7 +13,17 @@ import pytest
 import yaml
 
 from agent.tasks.fields import SecretText
-from agent.tasks.items import CHECK_KINDS, SETUP_KINDS, STEP_KINDS, ClickStep, Drag, FileCheck, Scroll, TaskItem
+from agent.tasks.items import (
+    CHECK_KINDS,
+    SETUP_KINDS,
+    STEP_KINDS,
+    ClickStep,
+    Drag,
+    FileCheck,
+    OutputCheck,
+    Scroll,
+    TaskItem,
+)
 from agent.tasks.loader import TaskFileError, load_task, parse_task, task_json_schema
 from agent.tasks.schema import Task
 from agent.tasks.targets import ImageQuery, ImageTarget, PointTarget, TextQuery, TextTarget
@@ -120,13 +130,18 @@ def test_every_kind_in_its_long_form() -> None:
     assert s[11].kind == "expect" and s[11].value == TextQuery(text="Done")
     assert s[12].value == "Close any dialog\nthat is still open\n"
 
-    screen, text, file, absent, command = task.checks
+    screen, text, file, absent, command, output, outcome, either = task.checks
     # the anchor's keys merged in; explicit keys win
     assert screen.value == ImageQuery(image=OK_PNG.resolve(), region=(0, 0, 640, 400), threshold=0.8, timeout=0)
     assert text.value == TextQuery(text="Done")
     assert file.value.path == VALID.resolve() / "out.txt"  # relative to the task file
     assert absent.value.exists is False and absent.value.path == Path("~/never-there.txt").expanduser()
     assert command.value == ["grep", "-q", "Ada", "out.txt"]
+    assert output.value == OutputCheck(command="echo Hi", equals="hi\n", ignore_case=True)
+    assert outcome.value == "impossible" and outcome.line == 36
+    assert [c.kind for c in either.value] == ["file", "output"]
+    assert either.value[1].value.file == VALID.resolve() / "out.txt"
+    assert either.value[1].value.contains == ["Ada", "Lovelace"] and either.value[1].value.excludes == ["Bob"]
 
     assert task.secret_names == ["FORM_PASSWORD", "API_TOKEN"]
     limits = task.limits.apply()

@@ -66,6 +66,11 @@ one by one, while with a real model most of an attempt is waiting for the API).
 Kill switch: the attempts' sessions have none of their own; the rollouts start one hotkey listener
 on $DISPLAY (the user's keyboard, when there is one) that stops every attempt.
 
+Engines (agent.eval.engines, `engine=`): "local" runs the attempts in threads of this process (a
+model factory, live step lines and terminal questions work); "ray" runs each as a Ray task on
+`ray_address` or a local Ray started for the run, its recording returned through the object store
+into `<parent>/attempts/<i>/` (step lines are relayed; policy questions are refused there).
+
 The parent's result is the chosen attempt's (status, exit code, message; steps of that attempt),
 with the usage of every attempt plus the judge's. `RolloutsOutcome.summary()` is what the CLI
 prints: per-attempt lines, pass@N, the mean success, the chosen attempt and why, its result, the
@@ -169,7 +174,8 @@ class RolloutsOutcome:
 
 def run_rollouts(task: Task | str, options: RunOptions, *, n: int, parallel: int, models: list[str] | None = None,
                  apply: bool = False, judge_model: Any = None, model_factory: ModelFactory | None = None,
-                 callbacks: Callbacks | None = None, target: Any = None) -> RolloutsOutcome:
+                 callbacks: Callbacks | None = None, target: Any = None, engine: str = "local",
+                 ray_address: str | None = None, num_cpus: float = 1.0) -> RolloutsOutcome:
     """Run `n` independent attempts at `task` (a loaded task file, or a plain goal), `parallel` at a time.
 
     Each attempt runs on its own virtual display with its own recording under the parent's folder,
@@ -181,7 +187,9 @@ def run_rollouts(task: Task | str, options: RunOptions, *, n: int, parallel: int
     attempt's model (temperature 0 where the API takes one). `callbacks`: the run's (on_step gets
     every attempt's steps, each line with an "attempt" key; stop stops them all; confirm_mode, asker,
     confirm and policy_overrides apply to every attempt, one question at a time). `apply`: replay
-    the chosen attempt onto `target` (a Desktop) or else `options.display`. Raises BadInput (n,
+    the chosen attempt onto `target` (a Desktop) or else `options.display`. `engine`: "local" (threads
+    of this process) or "ray" (Ray tasks with `num_cpus` each, on `ray_address` or a local Ray; a
+    model factory cannot travel there). Raises BadInput (n,
     parallel, an empty goal, a model the tool table lacks) or EnvironmentProblem (no credentials, an
     apply target that cannot be opened) before anything runs. See the module docstring for the rules.
     """
@@ -193,7 +201,7 @@ def run_rollouts(task: Task | str, options: RunOptions, *, n: int, parallel: int
         raise BadInput("the goal is empty")
     return _Rollouts(task, options, n=n, parallel=min(parallel, n), models=models, apply=apply,
                      judge_model=judge_model, model_factory=model_factory, callbacks=callbacks or Callbacks(),
-                     target=target).run()
+                     target=target, engine=engine, ray_address=ray_address, num_cpus=num_cpus).run()
 
 
 def _check_credentials(config: ModelConfig) -> None:
@@ -208,7 +216,7 @@ class _Rollouts:
 
     def __init__(self, task: Task | str, options: RunOptions, *, n: int, parallel: int, models: list[str] | None,
                  apply: bool, judge_model: Any, model_factory: ModelFactory | None, callbacks: Callbacks,
-                 target: Any) -> None:
+                 target: Any, engine: str = "local", ray_address: str | None = None, num_cpus: float = 1.0) -> None:
         from agent.models import registry
 
         self.task = task if isinstance(task, Task) else None
@@ -225,7 +233,8 @@ class _Rollouts:
         self.apply, self.callbacks = apply, callbacks
         self.verified = bool(self.task and self.task.checks)
         self.runner = Attempts(task, options, n=n, parallel=parallel, models=self.models, temps=self.temps,
-                               model_factory=model_factory, callbacks=callbacks)
+                               model_factory=model_factory, callbacks=callbacks, engine=engine,
+                               ray_address=ray_address, num_cpus=num_cpus)
         self.judge = Judge(judge_model, options.model, self.models[0], self.goal or "", self.add_usage)
         self.interrupted: str | None = None
         self.lock = threading.Lock()  # the usage, added to from the attempt threads

@@ -35,6 +35,7 @@ DEFAULT_TIMEOUT_S = 120.0
 KILL_GRACE_S = 1.0
 LAUNCH_GRACE_S = 0.3
 OUTPUT_TAIL = 4000
+OUTPUT_KEPT = 1 << 20  # standard output kept whole (up to 1 MiB) when a check compares it
 POLL_S = 0.05
 
 
@@ -60,7 +61,8 @@ def kill_group(proc: subprocess.Popen) -> None:
 class _Tail:
     """Reads a stream to its end in a thread, keeping its last OUTPUT_TAIL characters (optionally echoing)."""
 
-    def __init__(self, stream: Any, echo: Any = None) -> None:
+    def __init__(self, stream: Any, echo: Any = None, limit: int = OUTPUT_TAIL) -> None:
+        self.limit = limit
         self._chunks: deque[str] = deque()
         self._size = 0
         self._lock = threading.Lock()
@@ -78,16 +80,17 @@ class _Tail:
                 with self._lock:
                     self._chunks.append(text)
                     self._size += len(text)
-                    while self._size - len(self._chunks[0]) >= OUTPUT_TAIL:
+                    while self._size - len(self._chunks[0]) >= self.limit:
                         self._size -= len(self._chunks.popleft())
         with contextlib.suppress(OSError):
             stream.close()
 
-    def text(self, wait: float = 1.0) -> str:
-        """What was read (its last OUTPUT_TAIL characters), after waiting up to `wait` s for the end."""
+    def text(self, wait: float = 1.0, strip: bool = True) -> str:
+        """What was read (its last `limit` characters), after waiting up to `wait` s for the end."""
         self._thread.join(wait)
         with self._lock:
-            return "".join(self._chunks)[-OUTPUT_TAIL:].strip()
+            text = "".join(self._chunks)[-self.limit:]
+        return text.strip() if strip else text
 
 
 def _start(desktop: Any, command: str | list[str], cwd: Path, environ: dict[str, str], **streams: Any
@@ -109,36 +112,44 @@ def _start(desktop: Any, command: str | list[str], cwd: Path, environ: dict[str,
 
 
 def run_command(desktop: Any, command: str | list[str], *, cwd: Path, environ: dict[str, str], timeout: float,
-                stop: threading.Event | None = None) -> tuple[int, str]:
-    """Run `command` to completion, at most `timeout` seconds: (exit code, the end of its output).
+                stop: threading.Event | None = None, split: bool = False) -> tuple:
+    """Run `command` to completion, at most `timeout` seconds: (exit code, the end of its output), or
+    with `split` (exit code, its standard output as it is (up to OUTPUT_KEPT), the end of its stderr).
 
     124 with "timed out after S s" when the timeout passed (the process group was killed); 127 or
     126 when it could not be started. A stop (`stop` set), Ctrl-C or SIGTERM kills the process
     group and raises: KeyboardInterrupt goes on, a stop returns (130, "stopped").
     """
+    def result(code: int, text: str, output: str = "") -> tuple:
+        return (code, output, text) if split else (code, text)
+
     try:
-        proc = _start(desktop, command, cwd, environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = _start(desktop, command, cwd, environ, stdout=subprocess.PIPE,
+                      stderr=subprocess.PIPE if split else subprocess.STDOUT)
     except CommandFailed as exc:
-        return (126 if "126" in str(exc) else 127), str(exc)
+        return result(126 if "126" in str(exc) else 127, str(exc))
     assert proc.stdout is not None
-    output = _Tail(proc.stdout)
+    output = _Tail(proc.stdout, limit=OUTPUT_KEPT if split else OUTPUT_TAIL)
+    errors = _Tail(proc.stderr) if split else output
     deadline = time.monotonic() + timeout
     try:
         while proc.poll() is None:
             if stop is not None and stop.is_set():
                 kill_group(proc)
-                return 130, f"stopped while running; {output.text()}".strip("; ")
+                return result(130, f"stopped while running; {errors.text()}".strip("; "))
             if time.monotonic() >= deadline:
                 kill_group(proc)
-                tail = output.text()
-                return 124, f"timed out after {timeout:g} s (its process group was killed)" + (
-                    f": {tail}" if tail else "")
+                tail = errors.text()
+                return result(124, f"timed out after {timeout:g} s (its process group was killed)"
+                              + (f": {tail}" if tail else ""))
             time.sleep(POLL_S)
     except BaseException:  # Ctrl-C, SIGTERM: nothing may outlive us
         kill_group(proc)
         raise
     with contextlib.suppress(ProcessLookupError, PermissionError):  # what it left in its group goes too
         os.killpg(proc.pid, signal.SIGKILL)
+    if split:
+        return proc.returncode, output.text(strip=False), errors.text()
     return proc.returncode, output.text()
 
 

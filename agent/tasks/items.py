@@ -24,6 +24,7 @@ from pydantic import (
     StrictInt,
     Tag,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -66,6 +67,16 @@ class Scroll(StrictModel):
                                                     "default: where the pointer is.")
 
 
+def resolve_check_path(value: Path, info: ValidationInfo) -> Path:
+    """A check's path against the task file's folder (`~` expanded); one with `$VARS` is kept for run time."""
+    if not str(value).strip():
+        raise ValueError("the path is empty")
+    if "$" in str(value):  # resolved when the check runs, once its variables are known
+        return value
+    folder, _ = context_of(info)
+    return (folder / value.expanduser()).resolve()
+
+
 class FileCheck(StrictModel):
     """A file that must exist (and contain some text), or must not exist."""
 
@@ -77,18 +88,62 @@ class FileCheck(StrictModel):
     @field_validator("path")
     @classmethod
     def _resolve(cls, value: Path, info: ValidationInfo) -> Path:
-        if not str(value).strip():
-            raise ValueError("the path is empty")
-        if "$" in str(value):  # resolved when the check runs, once its variables are known
-            return value
-        folder, _ = context_of(info)
-        return (folder / value.expanduser()).resolve()
+        return resolve_check_path(value, info)
 
     @model_validator(mode="after")
     def _consistent(self) -> FileCheck:
         if not self.exists and self.contains is not None:
             raise fail("file_check", "contains makes no sense with exists: false", ("contains",))
         return self
+
+
+def _text_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+TextList = Annotated[list[Annotated[str, Field(min_length=1)]], BeforeValidator(_text_list),
+                     WithJsonSchema({"oneOf": [{"type": "string", "minLength": 1},
+                                               {"type": "array", "items": {"type": "string", "minLength": 1}}]})]
+
+
+class OutputCheck(StrictModel):
+    """What a command prints (its standard output, whatever its exit status) or a file holds, compared with text."""
+
+    command: Command | None = Field(None, description="A command whose standard output is compared.")
+    file: Path | None = Field(None, description="A file whose text is compared (relative to the task file's "
+                                                "folder; `$VARS` expanded when the check runs).")
+    equals: str | None = Field(None, description="The whole text, exactly (after ignore_case/ignore_blanks).")
+    equals_file: Path | None = Field(None, description="A file whose whole text it must equal.")
+    contains: TextList = Field(default_factory=list, description="Text that must all appear in it.")
+    excludes: TextList = Field(default_factory=list, description="Text none of which may appear in it.")
+    ignore_case: StrictBool = Field(False, description="Compare case-insensitively.")
+    ignore_blanks: StrictBool = Field(False, description="Treat every run of spaces, tabs and newlines as one "
+                                                         "space, and ignore them at both ends.")
+
+    @field_validator("file", "equals_file")
+    @classmethod
+    def _resolve(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return None if value is None else resolve_check_path(value, info)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OutputCheck:
+        if (self.command is None) == (self.file is None):
+            raise fail("output_source", "give exactly one of command or file: what to read", ("command",))
+        if self.equals is not None and self.equals_file is not None:
+            raise fail("output_compare", "give equals or equals_file, not both", ("equals_file",))
+        if self.equals is None and self.equals_file is None and not self.contains and not self.excludes:
+            raise fail("output_compare", "say what to compare: equals, equals_file, contains or excludes",
+                       ("equals",))
+        return self
+
+    def describe(self) -> str:
+        """A short summary."""
+        what = describe_command(self.command) if self.command is not None else f"file {self.file}"
+        how = ("equals the file " + str(self.equals_file) if self.equals_file is not None else
+               f"equals {self.equals!r}" if self.equals is not None else
+               " and ".join(p for p in (f"contains {self.contains}" if self.contains else "",
+                                        f"excludes {self.excludes}" if self.excludes else "") if p))
+        return f"{what} {how}"
 
 
 
@@ -322,11 +377,38 @@ class CommandCheck(TimedItem):
     command: Annotated[Command, LongForm()]
 
 
+class OutputCheckItem(TaskItem):
+    """A command's output or a file's text compared with text (OSWorld's exact_match, check_include_exclude...)."""
+
+    kind: ClassVar[str] = "output"
+    output: OutputCheck
+
+
+class OutcomeCheck(TaskItem):
+    """How the model ended its work: `impossible` holds when it answered that the task cannot be done
+    (a reply starting `IMPOSSIBLE:`), `finished` when it said it was done."""
+
+    kind: ClassVar[str] = "outcome"
+    outcome: Literal["impossible", "finished"]
+
+
+class AnyCheck(TaskItem):
+    """Holds when at least one of its checks holds."""
+
+    kind: ClassVar[str] = "any"
+    any: Annotated[list[Check], Field(min_length=1)]
+
+    def describe(self) -> str:
+        """A short summary."""
+        return "any of: " + "; ".join(c.describe() for c in self.any)
+
+
 STEP_KINDS: dict[str, type[TaskItem]] = {c.kind: c for c in (
     ClickStep, DoubleClickStep, TripleClickStep, RightClickStep, MoveStep, DragStep, TypeStep, KeyStep,
     ScrollStep, WaitStep, WaitForStep, ExpectStep, AgentStep)}
 SETUP_KINDS: dict[str, type[TaskItem]] = {c.kind: c for c in (LaunchStep, RunStep, WaitForStep)}
-CHECK_KINDS: dict[str, type[TaskItem]] = {c.kind: c for c in (ScreenCheck, FileCheckItem, CommandCheck)}
+CHECK_KINDS: dict[str, type[TaskItem]] = {c.kind: c for c in (
+    ScreenCheck, FileCheckItem, CommandCheck, OutputCheckItem, OutcomeCheck, AnyCheck)}
 POINTER_KINDS = frozenset({"click", "double_click", "triple_click", "right_click", "move"})
 
 
@@ -378,3 +460,4 @@ SetupStep = Annotated[_items("setup", SETUP_KINDS), Discriminator(_item_tag("set
                       BeforeValidator(_one_key("setup step", SETUP_KINDS, "launch: python3 app.py"))]
 Check = Annotated[_items("check", CHECK_KINDS), Discriminator(_item_tag("check")),
                   BeforeValidator(_one_key("check", CHECK_KINDS, "screen: {text: Done}"))]
+AnyCheck.model_rebuild()

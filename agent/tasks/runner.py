@@ -25,16 +25,20 @@ from agent.recording.writer import RecordingWriter
 from agent.session import Callbacks, RunOptions, RunOutcome, Session
 from agent.stepping import Stepper, ending, final_frame, finish_run
 from agent.tasks.bounds import region_problem
-from agent.tasks.commands import CommandFailed, Programs, run_command
+from agent.tasks.commands import DEFAULT_TIMEOUT_S, CommandFailed, Programs, run_command
 from agent.tasks.fields import SecretText
 from agent.tasks.items import (
     AgentStep,
+    AnyCheck,
     CommandCheck,
     DragStep,
     ExpectStep,
     FileCheckItem,
     KeyStep,
     LaunchStep,
+    OutcomeCheck,
+    OutputCheck,
+    OutputCheckItem,
     RunStep,
     ScreenCheck,
     ScrollStep,
@@ -44,9 +48,9 @@ from agent.tasks.items import (
     WaitStep,
 )
 from agent.tasks.locate import Found, locate
-from agent.tasks.schema import Task
+from agent.tasks.schema import Task, has_outcome_check
 from agent.tasks.targets import PointTarget
-from agent.types import RunResult
+from agent.types import RunResult, stop_reason
 from vision.capture import Frame
 from vision.locate.accessibility import NoTree
 from vision.locate.find import AmbiguousMatch, NotFound
@@ -77,6 +81,8 @@ class TaskRunner:
         self.programs = Programs(session.desktop, task.folder, session.command_env())
         self.setting_up = False
         self.guard = session.policy_confirm(callbacks)
+        self.outcome: str | None = None  # how the model ended: finished | impossible | failed | ...
+        self.judged = any(has_outcome_check(c) for c in task.checks)  # an IMPOSSIBLE answer goes to the checks
 
     # --- the run ---------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -102,6 +108,9 @@ class TaskRunner:
             message = f"{len(self.task.steps)} steps, {len(checks)} checks passed"
         except (RunEnded, KeyboardInterrupt) as end:
             status, code, message = ending(end)
+            if status == "failed" and self.callbacks.stop.is_set():  # e.g. a setup command cut short by Ctrl-C
+                status, code = "stopped", int(ExitCode.STOPPED)
+                message = f"{stop_reason(self.callbacks.stop)}: {message}"
         except DeskpilotError as exc:  # e.g. the model API unreachable: the recording still ends
             status, code, message = "error", int(exc.exit_code), str(exc)
         finally:
@@ -191,6 +200,10 @@ class TaskRunner:
         self.session.usage += agent.usage
         self.budget.steps += agent.steps
         self.stepper.frame = agent.frame
+        impossible = result.status == "failed" and result.message.startswith("IMPOSSIBLE")
+        self.outcome = "finished" if result.status == "succeeded" else "impossible" if impossible else result.status
+        if impossible and self.judged:  # the outcome check decides whether that was the right answer
+            return
         if result.status != "succeeded":
             error = {"stopped": Stopped, "error": RunEnded}.get(result.status, StepFailed)
             ended = error(f"{where}: the model did not finish: {result.message}")
@@ -225,7 +238,41 @@ class TaskRunner:
                 return {"check": item.describe(), "kind": item.kind, "line": item.line, "ok": False, "detail": str(exc)}
             code, output = self.run_command(item.command, item.timeout)
             ok, detail = code == 0, f"exit code {code}" + (f": {output[-300:]}" if output and code else "")
+        elif isinstance(item, OutputCheckItem):
+            ok, detail = self.check_output(item.output)
+        elif isinstance(item, OutcomeCheck):
+            ok = self.outcome == item.outcome
+            detail = (f"the model's work ended {self.outcome}" if self.outcome else "no model worked on the task")
+        elif isinstance(item, AnyCheck):
+            parts = [self.check(c) for c in item.any]
+            ok = any(p["ok"] for p in parts)
+            detail = " | ".join(f"{'ok' if p['ok'] else 'FAIL'} {p['check']}: {p['detail']}" for p in parts)
         return {"check": item.describe(), "kind": item.kind, "line": item.line, "ok": ok, "detail": detail}
+
+    def check_output(self, check: OutputCheck) -> tuple[bool, str]:
+        """An output check: read the command's standard output or the file, compare it."""
+        from agent.tasks.compare import compare
+
+        if check.command is not None:
+            code, actual, error = self.run_command(check.command, split=True)
+            if code in (124, 127):  # it timed out, or could not be started: there is no output to compare
+                return False, f"the command did not run: {error}"
+            what = "the output"
+        else:
+            path = self.expand(check.file)
+            try:
+                actual = path.read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                return False, f"cannot read {path}: {exc.strerror or exc}"
+            what = str(path)
+        expected = check.equals
+        if check.equals_file is not None:
+            other = self.expand(check.equals_file)
+            try:
+                expected = other.read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                return False, f"cannot read {other}: {exc.strerror or exc}"
+        return compare(actual, check, expected, what)
 
     # --- helpers ---------------------------------------------------------------------------
     def allowed(self, where: str, *, action: dict | None = None, command: Any = None, **logged: Any) -> None:
@@ -290,13 +337,14 @@ class TaskRunner:
         """The screen now."""
         return self.session.screen.grab()
 
-    def run_command(self, command: str | list[str], timeout: float) -> tuple[int, str]:
-        """Run a setup command or check to completion in the task's folder: (exit code, output); see
-        agent.tasks.commands (timeout, process group killed on timeout and on stop)."""
-        code, output = run_command(self.session.desktop, command, cwd=self.task.folder,
-                                   environ=self.session.command_env(), timeout=timeout, stop=self.callbacks.stop)
+    def run_command(self, command: str | list[str], timeout: float = DEFAULT_TIMEOUT_S, split: bool = False) -> Any:
+        """Run a setup command or check to completion in the task's folder: (exit code, output), or with
+        `split` (exit code, standard output as it is, standard error); see agent.tasks.commands (timeout,
+        process group killed on timeout and on stop)."""
+        result = run_command(self.session.desktop, command, cwd=self.task.folder, environ=self.session.command_env(),
+                             timeout=timeout, stop=self.callbacks.stop, split=split)
         self.budget.check()  # a stop while it ran ends the task as stopped
-        return code, output
+        return result
 
     def check_launched(self) -> None:
         """StepFailed naming the launch step of a launched program that exited with a non-zero code."""
@@ -332,6 +380,17 @@ def run_task(task: Task, options: RunOptions, *, desktop: Any = None, callbacks:
                  kill_switch=kill_switch, bash_env=bash_env) as session:
         session.policy_confirm(callbacks)  # a task policy that would loosen the rules is refused before anything runs
         recorder = session.recorder("task", secrets, task=str(task.path or task.name), goal=task.goal,
-                                    model=options.model.model if uses_model else None, extra_meta=meta)
+                                    model=options.model.model if task.uses_model else None, extra_meta=meta)
         result = TaskRunner(task, session, recorder, callbacks).run()
         return RunOutcome(result, recorder.path)
+
+
+def check_task(task: Task, options: RunOptions) -> list[dict[str, Any]]:
+    """Only the task's checks, against `options.display` as it is now: nothing is set up, acted or recorded.
+
+    Each check as the runner reports it ({check, kind, line, ok, detail}); an `outcome` check never
+    holds here (no model worked on the task). Raises BadInput/EnvironmentProblem as opening a session does.
+    """
+    with Session(options, kill_switch=False) as session:
+        runner = TaskRunner(task, session, None, Callbacks())  # type: ignore[arg-type] - no recording: nothing acts
+        return [runner.check(item) for item in task.checks]

@@ -45,7 +45,7 @@ from pydantic import (
 
 from agent.tasks.bounds import outside_display
 from agent.tasks.fields import SecretName, SecretText, StrictModel, Text, context_of, fail
-from agent.tasks.items import Check, SetupStep, Step, TypeStep
+from agent.tasks.items import AgentStep, AnyCheck, Check, OutcomeCheck, SetupStep, Step, TypeStep
 from vision.geometry import Size
 
 if TYPE_CHECKING:
@@ -82,6 +82,13 @@ class TaskLimits(StrictModel):
 
 
 
+def has_outcome_check(check: Any) -> bool:
+    """Whether a check is, or holds, an outcome check."""
+    if isinstance(check, AnyCheck):
+        return any(has_outcome_check(c) for c in check.any)
+    return isinstance(check, OutcomeCheck)
+
+
 class Task(StrictModel):
     """A task file: a goal for a model, scripted steps, or both; setup before, checks after."""
 
@@ -92,7 +99,8 @@ class Task(StrictModel):
                                    description="Run in order before anything else: launch, run, wait_for.")
     steps: list[Step] = Field(default_factory=list, description="Scripted steps, in order; each has one key.")
     checks: list[Check] = Field(default_factory=list,
-                                description="All must hold for the run to succeed: screen, file, command.")
+                                description="All must hold for the run to succeed: screen, file, command, "
+                                            "output, outcome, any.")
     limits: TaskLimits = Field(default_factory=TaskLimits, description="Budgets of the run.")
     secrets: list[SecretName] = Field(default_factory=list, description="Environment variables a model may type "
                                                                         "as {{secret:NAME}} placeholders.")
@@ -135,6 +143,9 @@ class Task(StrictModel):
     def _has_work(self) -> Task:
         if not self.goal and not self.steps:
             raise fail("no_work", "a task needs a goal (for a model), steps, or both", ("goal",))
+        if not self.uses_model and any(has_outcome_check(c) for c in self.checks):
+            raise fail("outcome_without_model", "an outcome check needs a model to judge: give the task a goal "
+                                                "without steps, or an agent step", ("checks",))
         return self
 
     @model_validator(mode="after")
@@ -150,6 +161,11 @@ class Task(StrictModel):
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self
+
+    @property
+    def uses_model(self) -> bool:
+        """Whether a model works on this task: a goal without steps, or an `agent:` step."""
+        return bool(self.goal and not self.steps) or any(isinstance(s, AgentStep) for s in self.steps)
 
     @property
     def path(self) -> Path | None:

@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--observe", choices=("screenshot", "screenshot+tree"), default="screenshot",
                      help="what the model gets after each action: the screenshot (default), or the screenshot and a "
                           "list of the interactive elements showing (role, name, centre), from the accessibility tree")
+    run.add_argument("--engine", choices=("local", "ray"), default=None,
+                     help="with --rollouts: attempts in this process (local, default) or as Ray tasks")
+    run.add_argument("--ray-address", metavar="ADDR", help="with --engine ray: a running cluster (default: a local "
+                                                           "Ray for the run)")
 
     record = sub.add_parser("record", help="record a person's work on a display until the stop hotkey or Ctrl-C",
                             parents=[display, backend, opt.out_option("the recording")])
@@ -103,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     mcp.add_argument("--transport", choices=("stdio", "http"), default="stdio",
                      help="stdio (default), or streamable HTTP on 127.0.0.1")
     mcp.add_argument("--port", type=opt.port_number, default=8765, help="with --transport http (default 8765; 0: any)")
+
+    from agent.ui import eval_cli
+
+    eval_cli.add_parsers(sub)
     return parser
 
 
@@ -288,8 +296,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from agent.ui.options import limits, model_config
 
     models = args.model or []
-    if args.rollouts is None and (args.parallel or args.apply or len(models) > 1):
-        raise BadInput("--parallel, --apply and several --model need --rollouts N")
+    if args.rollouts is None and (args.parallel or args.apply or len(models) > 1 or args.engine):
+        raise BadInput("--parallel, --apply, --engine and several --model need --rollouts N")
+    if args.ray_address and args.engine != "ray":
+        raise BadInput("--ray-address needs --engine ray")
     options = RunOptions(
         model=model_config(args, models[0] if models else None, tool_version=args.tool_version,
                            thinking_budget=args.thinking),
@@ -300,8 +310,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         from agent.rollouts.run import run_rollouts
 
         work = _load_task(args.goal) if _is_task_file(args.goal) else args.goal
+        if args.engine == "ray":
+            from agent.eval.engines.ray_cluster import import_ray
+
+            import_ray()  # exit 4 naming the extra, before anything else
         rollouts = run_rollouts(work, options, n=args.rollouts, parallel=args.parallel or min(args.rollouts, 4),
-                                models=models or None, apply=args.apply, callbacks=callbacks)
+                                models=models or None, apply=args.apply, callbacks=callbacks,
+                                engine=args.engine or "local", ray_address=args.ray_address)
         print(rollouts.summary())
         print(f"recording: {rollouts.recording}")
         return rollouts.result.exit_code
@@ -406,6 +421,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from agent.recording.writer import RecordingError
     from agent.ui.report import write_report
 
+    if (Path(args.recording) / "suite.json").is_file():  # an evaluation run: its suite report
+        from agent.ui.suite_report import write_suite_report
+
+        print(f"report: {write_suite_report(args.recording)}")
+        return ExitCode.OK
     try:
         path = write_report(args.recording, embed=args.embed)
     except RecordingError as exc:
@@ -491,6 +511,12 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+def _command(name: str) -> Callable[[argparse.Namespace], int]:
+    from agent.ui import eval_cli
+
+    return COMMANDS.get(name) or eval_cli.COMMANDS[name]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `deskpilot` console script (`argv` None: the process's own arguments, and its
     secret variables are sealed first, see agent.vault)."""
@@ -509,7 +535,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from agent.recording.files import check_out_dir
 
             check_out_dir(Path(args.out))  # before anything runs (exit 4)
-        return int(COMMANDS[args.command](args))
+        return int(_command(args.command)(args))
     except RunEnded as exc:  # e.g. RecordingFailed outside a run's loop
         print(f"deskpilot {args.command}: {exc}", file=sys.stderr)
         return int(exc.exit_code)
