@@ -10,11 +10,9 @@ step; the screenshot it searched is saved beside the recording. Programs started
 
 from __future__ import annotations
 
-import re
 import shlex
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from actions.vocabulary import ActionError, parse_action
@@ -29,18 +27,11 @@ from agent.tasks.commands import DEFAULT_TIMEOUT_S, CommandFailed, Programs, run
 from agent.tasks.fields import SecretText
 from agent.tasks.items import (
     AgentStep,
-    AnyCheck,
-    CommandCheck,
     DragStep,
     ExpectStep,
-    FileCheckItem,
     KeyStep,
     LaunchStep,
-    OutcomeCheck,
-    OutputCheck,
-    OutputCheckItem,
     RunStep,
-    ScreenCheck,
     ScrollStep,
     TaskItem,
     TypeStep,
@@ -212,67 +203,10 @@ class TaskRunner:
             raise ended
 
     def check(self, item: TaskItem) -> dict[str, Any]:
-        """Evaluate one check at the end: {check, line, ok, detail}."""
-        ok, detail = False, ""
-        if isinstance(item, ScreenCheck):
-            try:
-                found = self.find(item.screen, f"check (line {item.line})", 0, save=False)
-                ok, detail = True, f"seen at {list(found.box or found.point)}"
-            except StepFailed as exc:
-                detail = str(exc)
-        elif isinstance(item, FileCheckItem):
-            path = self.expand(item.file.path)
-            if not item.file.exists:
-                ok, detail = not path.exists(), f"{path} {'exists' if path.exists() else 'does not exist'}"
-            elif not path.is_file():
-                detail = f"{path} does not exist"
-            elif item.file.contains is not None:
-                ok = item.file.contains in path.read_text(encoding="utf-8", errors="replace")
-                detail = f"{path} {'contains' if ok else 'does not contain'} {item.file.contains!r}"
-            else:
-                ok, detail = True, f"{path} exists"
-        elif isinstance(item, CommandCheck):
-            try:
-                self.allowed(f"check (line {item.line})", command=item.command)
-            except StepFailed as exc:
-                return {"check": item.describe(), "kind": item.kind, "line": item.line, "ok": False, "detail": str(exc)}
-            code, output = self.run_command(item.command, item.timeout)
-            ok, detail = code == 0, f"exit code {code}" + (f": {output[-300:]}" if output and code else "")
-        elif isinstance(item, OutputCheckItem):
-            ok, detail = self.check_output(item.output)
-        elif isinstance(item, OutcomeCheck):
-            ok = self.outcome == item.outcome
-            detail = (f"the model's work ended {self.outcome}" if self.outcome else "no model worked on the task")
-        elif isinstance(item, AnyCheck):
-            parts = [self.check(c) for c in item.any]
-            ok = any(p["ok"] for p in parts)
-            detail = " | ".join(f"{'ok' if p['ok'] else 'FAIL'} {p['check']}: {p['detail']}" for p in parts)
-        return {"check": item.describe(), "kind": item.kind, "line": item.line, "ok": ok, "detail": detail}
+        """Evaluate one check at the end: {check, kind, line, ok, detail} (see agent.tasks.checks)."""
+        from agent.tasks.checks import evaluate
 
-    def check_output(self, check: OutputCheck) -> tuple[bool, str]:
-        """An output check: read the command's standard output or the file, compare it."""
-        from agent.tasks.compare import compare
-
-        if check.command is not None:
-            code, actual, error = self.run_command(check.command, split=True)
-            if code in (124, 127):  # it timed out, or could not be started: there is no output to compare
-                return False, f"the command did not run: {error}"
-            what = "the output"
-        else:
-            path = self.expand(check.file)
-            try:
-                actual = path.read_text(encoding="utf-8", errors="replace")
-            except OSError as exc:
-                return False, f"cannot read {path}: {exc.strerror or exc}"
-            what = str(path)
-        expected = check.equals
-        if check.equals_file is not None:
-            other = self.expand(check.equals_file)
-            try:
-                expected = other.read_text(encoding="utf-8", errors="replace")
-            except OSError as exc:
-                return False, f"cannot read {other}: {exc.strerror or exc}"
-        return compare(actual, check, expected, what)
+        return evaluate(self, item)
 
     # --- helpers ---------------------------------------------------------------------------
     def allowed(self, where: str, *, action: dict | None = None, command: Any = None, **logged: Any) -> None:
@@ -326,12 +260,6 @@ class TaskRunner:
         """`{"element": ...}`: the accessible element at a pointer step's point, for replay and codegen ({} if none)."""
         element = found.element.as_dict() if found.element is not None else self.session.element_at(found.point)
         return {"element": element} if element is not None else {}
-
-    def expand(self, path: Path) -> Path:
-        """A check's path with `$VAR`/`${VAR}` from the commands' environment, relative to the task's folder."""
-        env = self.session.command_env()
-        text = re.sub(r"\$(\w+)|\$\{(\w+)\}", lambda m: env.get(m[1] or m[2], m[0]), str(path))
-        return (self.task.folder / Path(text).expanduser()).resolve()
 
     def grab(self) -> Frame:
         """The screen now."""
