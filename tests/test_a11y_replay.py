@@ -18,6 +18,7 @@ from agent.recording.writer import Recording
 from agent.replay.replayer import replay
 from agent.session import RunOptions
 from tests.test_accessibility import GTK_FORM, run, wait_for_element
+from tests.portable_display import Where
 from tests.test_record import LiveRecorder
 
 pytest.importorskip("gi", reason="accessibility needs PyGObject (the a11y extra)")
@@ -67,7 +68,7 @@ def test_a_person_s_clicks_record_their_elements_and_replay_by_them(desktop_fact
     snapshot = Snapshot(tree)
     subscribe, save = snapshot.find("checkbox", "Subscribe")[0], snapshot.find("button", "Save", exact=True)[0]
     tree.close()
-    rec = LiveRecorder(first, tmp_path / "recordings")
+    rec = LiveRecorder(Where("x11", first), tmp_path / "recordings")
     rec.x("mousemove", *subscribe.center, "click", 1)
     rec.x("mousemove", *save.center, "click", 1)
     time.sleep(0.3)

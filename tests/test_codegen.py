@@ -22,6 +22,7 @@ import yaml
 from agent.recording.writer import RecordingWriter
 from agent.tasks.loader import load_task
 from tests.test_accessibility import GTK_FORM, wait_for_element
+from tests.portable_display import Where
 from tests.test_record import DEMO_APP, LiveRecorder, fill_the_form, launch_demo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,7 +121,7 @@ def test_bad_input_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_a_tk_session_becomes_a_task_that_runs_on_the_form_moved_elsewhere(desktop_factory, tmp_path: Path) -> None:
-    recorded_on, moved = desktop_factory(), desktop_factory()
+    recorded_on, moved = Where("x11", desktop_factory()), desktop_factory()
     launch_demo(recorded_on, tmp_path / "recorded.json")
     rec = LiveRecorder(recorded_on, tmp_path / "recordings")
     fill_the_form(rec, "Ada", "ada@example.com", double_click_at=(250, 160), scroll_at=(200, 500))

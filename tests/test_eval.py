@@ -298,8 +298,9 @@ def test_no_display_to_be_had_is_exit_4(tmp_path: Path) -> None:
     assert all("Xvfb not found" in r["message"] for r in runs)
 
 
-def test_a_second_ctrl_c_kills_workers_stuck_in_a_command(tmp_path: Path) -> None:
-    """A setup command that ignores stop requests: the second Ctrl-C kills its worker, and the command with it."""
+def test_ctrl_c_stops_workers_running_a_long_command(tmp_path: Path) -> None:
+    """A setup command that would run for minutes: Ctrl-C (to the driver alone) stops each attempt, whose
+    command is ended with its whole process group, and the suite ends stopped with nothing left."""
     import os
     import signal
 
@@ -311,18 +312,14 @@ def test_a_second_ctrl_c_kills_workers_stuck_in_a_command(tmp_path: Path) -> Non
     while len([p for p in marked_commands(cli.mark) if p == "sleep 120"]) < 2:
         assert time.monotonic() < deadline, "the setup commands never started"
         time.sleep(0.2)
-    os.kill(cli.proc.pid, signal.SIGINT)  # to the driver alone: the commands do not see it
-    time.sleep(1.0)
-    assert cli.proc.poll() is None  # still waiting for the stuck attempts
     pressed = time.monotonic()
-    os.kill(cli.proc.pid, signal.SIGINT)
+    os.kill(cli.proc.pid, signal.SIGINT)  # to the driver alone: the commands do not see it
     code, out, err = cli.wait(60)
     assert code == 3 and time.monotonic() - pressed < 20, out + err
     assert cli.leftovers() == []  # the workers and their `sleep 120` are gone
     summary = suite_json(run_folder(out))
     runs = [r for t in summary["tasks"] for r in t["runs"]]
     assert [r["status"] for r in runs] == ["stopped", "stopped"]
-    assert all(r["message"].startswith("abandoned") for r in runs)
 
 
 def marked_commands(mark: str) -> list[str]:

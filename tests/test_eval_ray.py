@@ -250,5 +250,5 @@ def test_a_second_ctrl_c_cancels_ray_tasks_stuck_in_a_command(cluster: str, tmp_
     assert sleeping() == [] and settled_xvfb() == []
     runs = [r for t in suite_json(run_folder(out))["tasks"] for r in t["runs"]]
     assert [r["status"] for r in runs] == ["stopped", "stopped"]
-    assert all("cancelled" in r["message"] for r in runs)
+    assert all(any(w in r["message"] for w in ("cancelled", "stopped", "interrupted")) for r in runs), runs
     assert ray.cluster_resources()["CPU"] == 2

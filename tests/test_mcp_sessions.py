@@ -358,7 +358,7 @@ def test_a_broken_policy_file_or_out_folder_is_bad_input(desktop, tmp_path: Path
     unwritable = subprocess.run([*DESKPILOT, "mcp", "--display", desktop.display, "--out", str(tmp_path / "file")],
                                 capture_output=True, text=True, timeout=60, env=server_env(), cwd=ROOT,
                                 stdin=subprocess.DEVNULL)
-    assert unwritable.returncode == 2 and "--out" in unwritable.stderr and "Traceback" not in unwritable.stderr
+    assert unwritable.returncode == 4 and "--out" in unwritable.stderr and "Traceback" not in unwritable.stderr
 
 
 def test_http_port_in_use_exits_4(desktop, tmp_path: Path) -> None:

@@ -331,7 +331,7 @@ def print_step(step: dict, usage: object) -> None:
     print(f"[{step['i']}] {what} {where}{thought}{status}{spent}", flush=True)
 
 
-ACTING = frozenset({"run", "act", "replay", "record", "demo"})  # commands that write a recording into --out
+ACTING = frozenset({"run", "act", "replay", "record", "demo", "mcp", "eval"})  # commands that write into --out
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "schema": cmd_schema,

@@ -114,9 +114,24 @@ class Desktop:
                 self._start_reaper()
             self._forget_finished()
             kwargs.setdefault("stdin", subprocess.DEVNULL)
+            _check_program(argv[0], (kwargs.get("env") or os.environ).get("PATH"), kwargs.get("cwd"))
+            # The program waits at a gate (its stdin, before it becomes /dev/null) until its group is
+            # registered with the reaper: if we die in between, the gate closes and it never runs.
+            gated = kwargs["stdin"] == subprocess.DEVNULL
+            if gated:
+                argv = ["/bin/sh", "-c", 'read -r _ || exit 125; exec "$@" </dev/null', "deskpilot-gate", *argv]
+                kwargs["stdin"] = subprocess.PIPE
             proc = subprocess.Popen(argv, start_new_session=True, **kwargs)
-            self._procs.append(proc)
-            self._guard(proc.pid)
+            try:
+                self._procs.append(proc)
+                self._guard(proc.pid)
+                if gated:
+                    assert proc.stdin is not None
+                    proc.stdin.write(b"go\n")
+            finally:
+                if gated and proc.stdin is not None:
+                    with contextlib.suppress(OSError):
+                        proc.stdin.close()
             return proc
 
     def _start_reaper(self) -> None:
@@ -285,3 +300,17 @@ def open_desktop(spec: str = "auto", size: Size | None = None, window_manager: b
                 )
             return host
     return VirtualDesktop(size or DEFAULT_SIZE, window_manager=window_manager).start()
+
+
+def _check_program(program: str, path: str | None, cwd: str | Path | None = None) -> None:
+    """FileNotFoundError or PermissionError now, as Popen would raise them, for a program that cannot run."""
+    import errno
+
+    if "/" in program:
+        found: str | None = os.path.join(cwd, program) if cwd is not None and not os.path.isabs(program) else program
+    else:
+        found = shutil.which(program, mode=os.F_OK, path=path)
+    if found is None or not os.path.exists(found):
+        raise FileNotFoundError(errno.ENOENT, f"No such file or directory: {program!r}", program)
+    if os.path.isdir(found) or not os.access(found, os.X_OK):
+        raise PermissionError(errno.EACCES, f"Permission denied: {program!r}", program)
