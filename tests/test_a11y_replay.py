@@ -17,8 +17,8 @@ import pytest
 from agent.recording.writer import Recording
 from agent.replay.replayer import replay
 from agent.session import RunOptions
-from tests.test_accessibility import GTK_FORM, run, wait_for_element
 from tests.portable_display import Where
+from tests.test_accessibility import GTK_FORM, run, wait_for_element
 from tests.test_record import LiveRecorder
 
 pytest.importorskip("gi", reason="accessibility needs PyGObject (the a11y extra)")

@@ -21,8 +21,8 @@ import yaml
 
 from agent.recording.writer import RecordingWriter
 from agent.tasks.loader import load_task
-from tests.test_accessibility import GTK_FORM, wait_for_element
 from tests.portable_display import Where
+from tests.test_accessibility import GTK_FORM, wait_for_element
 from tests.test_record import DEMO_APP, LiveRecorder, fill_the_form, launch_demo
 
 ROOT = Path(__file__).resolve().parent.parent
