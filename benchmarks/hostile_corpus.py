@@ -285,7 +285,7 @@ def _json_mutate_file(rng: random.Random, path: Path, target: str) -> bool:
         text = "\n".join(lines) + ("\n" if rng.random() < 0.8 else "")
         path.write_bytes(text.encode("utf-8", "surrogatepass"))
         return True
-    except ValueError:  # not JSON (any more): the caller breaks its bytes instead
+    except (ValueError, RecursionError):  # not JSON (any more), or nested too deep: the caller breaks its bytes
         return False
 
 

@@ -63,15 +63,29 @@ def task_in(tmp_path: Path, form: dict):
     return parse_task(body, path)
 
 
-def leftovers(attempt_dirs: list[str]) -> list[str]:
-    """Xvfb servers started by this process and demo apps of these attempts that are still alive."""
-    alive = []
+_EARLIER_XVFB: set[int] = set()  # servers of other tests' longer-lived fixtures, alive before this test
+
+
+def _xvfb_children() -> set[int]:
+    found = set()
     for child in psutil.Process().children(recursive=True):
         try:
             if child.name() == "Xvfb" and child.status() != psutil.STATUS_ZOMBIE:
-                alive.append(f"Xvfb {child.pid}")
+                found.add(child.pid)
         except psutil.NoSuchProcess:
             pass
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _earlier_xvfb() -> None:
+    _EARLIER_XVFB.clear()
+    _EARLIER_XVFB.update(_xvfb_children())
+
+
+def leftovers(attempt_dirs: list[str]) -> list[str]:
+    """Xvfb servers started by this process (during this test) and demo apps of these attempts still alive."""
+    alive = [f"Xvfb {pid}" for pid in sorted(_xvfb_children() - _EARLIER_XVFB)]
     for proc in psutil.process_iter(["cmdline"]):
         line = " ".join(proc.info["cmdline"] or [])
         if "demo_app.py" in line and any(d in line for d in attempt_dirs):
