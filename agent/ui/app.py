@@ -68,6 +68,7 @@ class DeskpilotApp:
         self._task_dialog: SaveTaskDialog | None = None
         self._bar: HostBar | None = None
         self._hidden = False
+        self._geometry = ""
         self.controller = c = AppController(self, options, model=model, settings_file=settings_file)
         self.options = c.options
         self.theme = Theme(root, theme_scale)
@@ -131,6 +132,7 @@ class DeskpilotApp:
             self._hidden = True
             self._bar = HostBar(self.root, on_pause=self.pause, on_resume=self.resume, on_stop=self.stop,
                                 can_pause=self.controller.can_pause, theme=self.theme)
+            self._geometry = self.root.geometry()  # some window managers bring an icon back elsewhere
             self.root.iconify()
 
     def job_ended(self) -> None:
@@ -141,6 +143,8 @@ class DeskpilotApp:
         if self._hidden:
             self._hidden = False
             self.root.deiconify()
+            if self._geometry:
+                self.root.geometry(self._geometry)
             self.root.lift()
 
     def ask(self, request: dict, answer: Callable[[str], None]) -> None:

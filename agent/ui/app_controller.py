@@ -73,6 +73,7 @@ class AppController(TargetView, EventHandlers):
         self.closing = False
         self._job = self._new_job()  # the running (or last) job's stop, pause and answers
         self._step_aside = False  # the running job acts on the app's own desktop
+        self.job_display: str | None = None  # where the running job acts, when not on the chosen target
         self._worker: threading.Thread | None = None
         self.feed = ScreenFeed(fps).start()
         self.sandbox = Sandbox(on_replace=self.feed.release)
@@ -238,8 +239,7 @@ class AppController(TargetView, EventHandlers):
         self.state.show_cost()
         self._job = self._new_job()
         self._step_aside = job != "suite" and self.acts_on_own_desktop(display)
-        if display and display != self.target and job != "suite":
-            self.target = display
+        self.job_display = display if job != "suite" else None
         self.view.job_started(job, self._step_aside)
         self.show_target()
         self.set_status(f"starting the {job}\u2026")

@@ -22,7 +22,19 @@ def app_state(app: Any) -> dict:
         "window_box": [root.winfo_rootx(), root.winfo_rooty(), root.winfo_rootx() + root.winfo_width(),
                        root.winfo_rooty() + root.winfo_height()],
         "view_image_box": app.view.image_box(), "mark_center": app.view.mark_box(),
-        "view_caption": app.view.caption.cget("text"), "history_loads": app.controller.history.loads}
+        "view_caption": app.view.caption.cget("text"), "history_loads": app.controller.history.loads,
+        "fields": fields(app)}
+
+
+def fields(app: Any) -> dict[str, str]:
+    """What the text fields hold, by the names `widget_centers` gives them."""
+    header, hp, sp = app.header, app.history_panel, app.suite_panel
+    values = {"goal": header.goal_var, "model_name": header.name_var, "base_url": header.url_var,
+              "history_filter": hp.text_var, "suite_folder": sp.folder_var, "suite_attempts": sp.attempts_var}
+    found = {name: var.get() for name, var in values.items()}
+    if app._task_dialog is not None and app._task_dialog.open:
+        found["task_path"] = app._task_dialog.path_var.get()
+    return found
 
 def widget_centers(app: Any) -> dict[str, list[int]]:
     """Screen coordinates of the centres of the controls (and of open lists, menus and dialogs)."""

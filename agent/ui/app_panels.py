@@ -72,6 +72,7 @@ class HistoryPanel(ttk.Frame):
         self.tree.bind("<<TreeviewSelect>>", self._selected)
         self.tree.bind("<Double-1>", lambda _e: commands["report"]())
         self._rendering = False
+        self.current: str | None = None  # the chosen run's path
 
         buttons = ttk.Frame(self)
         buttons.pack(fill="x", pady=(px(8), 0))
@@ -94,10 +95,12 @@ class HistoryPanel(ttk.Frame):
         self.commands["filter"](self.status_var.get(), self.text_var.get())
 
     def _selected(self, _event: Any = None) -> None:
-        if self._rendering:
-            return
         chosen = self.tree.selection()
-        self.commands["select"](chosen[0] if chosen else None)
+        path = chosen[0] if chosen else None
+        if self._rendering or path == self.current:  # the list was drawn again, nobody chose anything
+            return
+        self.current = path
+        self.commands["select"](path)
 
     def render(self, runs: list[dict], selected: str | None, total: int, folder: str) -> None:
         """Show `runs` (RunEntry.as_dict()) of the `total` in `folder`, `selected` chosen."""
@@ -116,9 +119,10 @@ class HistoryPanel(ttk.Frame):
                 values = (excerpt(run["what"], 120), run["model"] or "\u2014", run["status"], steps, cost, run["date"])
                 tags = (STATUS_TAGS[run["status"]],) if run["status"] in STATUS_TAGS else ()
                 self.tree.insert("", "end", iid=run["path"], values=values, tags=tags)
-            if selected and self.tree.exists(selected):
-                self.tree.selection_set(selected)
-                self.tree.see(selected)
+            self.current = selected if selected and self.tree.exists(selected) else None
+            if self.current:
+                self.tree.selection_set(self.current)
+                self.tree.see(self.current)
         finally:
             self.update_idletasks()
             self._rendering = False

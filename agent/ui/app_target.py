@@ -25,6 +25,7 @@ class TargetView:
     sandbox: Any
     settings: Any
     target: str
+    job_display: str | None
 
     def set_status(self, text: str, error: bool = False) -> None:  # the controller's
         raise NotImplementedError
@@ -43,10 +44,11 @@ class TargetView:
 
     def show_target(self) -> None:
         """Point the live view's feed at the chosen target (the sandbox once it has started)."""
-        if self.target == "virtual":
+        target = (self.job_display if self.state.running else None) or self.target
+        if target == "virtual":
             display = self.sandbox.display
         else:
-            display = (os.environ.get("DISPLAY") or None) if self.target == "host" else self.target
+            display = (os.environ.get("DISPLAY") or None) if target == "host" else target
         self.feed.watch(display)
         if display is None and self.state.view_mode == "live":
             self.view.placeholder("The sandbox (a private virtual display) starts with the first run."

@@ -23,6 +23,7 @@ import subprocess
 import tkinter as tk
 from tkinter import font as tkfont
 from tkinter import ttk
+from typing import Any
 
 FAMILIES = ("Noto Sans", "Cantarell", "Ubuntu", "Segoe UI", "Helvetica Neue", "DejaVu Sans")
 BODY_PT, SMALL_PT, HEADING_PT, MONO_PT = 10, 9, 12, 10
@@ -110,6 +111,7 @@ class Theme:
         self.setting = "system"
         self.family = next((f for f in FAMILIES if f in set(tkfont.families(root))), "TkDefaultFont")
         self._icons: dict[tuple[str, int, str], tk.PhotoImage] = {}
+        self._roles: dict[str, tuple[str, int, str]] = {}  # image name -> (icon, size, role)
 
     @property
     def colors(self) -> dict[str, str]:
@@ -136,8 +138,28 @@ class Theme:
         style.configure("Error.TLabel", foreground=self.colors["error"])
         style.configure("Caption.TLabel", font="SunValleyCaptionFont", foreground=self.colors["muted"])
         style.configure("Heading.TLabel", font="SunValleyBodyStrongFont")
-        self._icons.clear()
+        self._retint(self.root)
         return mode
+
+    def _retint(self, widget: tk.Misc) -> None:
+        """Icons drawn in the text colour (or greyed out) are drawn again in the new mode's colours."""
+        for child in widget.winfo_children():
+            self._retint(child)
+            try:
+                spec = child.cget("image")
+            except tk.TclError:
+                continue
+            parts = list(spec) if isinstance(spec, (tuple, list)) else str(spec).split()
+            swapped = [self._swap(str(part)) for part in parts]
+            if parts and swapped != [str(p) for p in parts]:
+                child.configure(image=tuple(swapped) if len(swapped) > 1 else swapped[0])
+
+    def _swap(self, image: str) -> Any:
+        meta = self._roles.get(image)
+        if meta is None:
+            return image
+        name, size, role = meta
+        return self._photo(name, size, role)
 
     def _fonts(self) -> None:
         sizes = {"SunValleyCaptionFont": (SMALL_PT, "normal"), "SunValleyBodyFont": (BODY_PT, "normal"),
@@ -155,15 +177,21 @@ class Theme:
 
     def icons(self, name: str, size: int = 16, color: str | None = None) -> tuple:
         """A ttk image spec: the icon in `color`, greyed out while its widget is disabled."""
-        return (self.icon(name, size, color), "disabled", self.icon(name, size, self.colors["disabled"]))
+        return (self.icon(name, size, color), "disabled", self._photo(name, size, "disabled"))
 
     def icon(self, name: str, size: int = 16, color: str | None = None) -> tk.PhotoImage:
-        """The icon `name` at `size` (96-DPI pixels, scaled) in `color` (default: the text colour)."""
-        color = color or self.colors["fg"]
+        """The icon `name` at `size` (96-DPI pixels, scaled) in `color` (default: the text colour, which
+        follows the theme)."""
+        return self._photo(name, size, color or "fg")
+
+    def _photo(self, name: str, size: int, role: str) -> tk.PhotoImage:
+        """`role`: "fg" or "disabled" (the theme's colours, redrawn when it changes) or a colour."""
+        color = self.colors[role] if role in ("fg", "disabled") else role
         key = (name, self.px(size), color)
-        if key not in self._icons:
+        if key not in self._icons:  # images are kept: a widget may still show one of another mode
             data = base64.b64encode(draw_icon(name, key[1], color)).decode("ascii")
-            self._icons[key] = tk.PhotoImage(master=self.root, data=data, format="png")
+            self._icons[key] = image = tk.PhotoImage(master=self.root, data=data, format="png")
+            self._roles[str(image)] = (name, size, role)
         return self._icons[key]
 
 

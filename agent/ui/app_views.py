@@ -268,8 +268,8 @@ def menu_items(menu: tk.Menu, prefix: str, names: list[str]) -> dict[str, list[i
     """While a menu is posted: `prefix:name` -> the screen centre of its entries (in order)."""
     found: dict[str, list[int]] = {}
     with contextlib.suppress(tk.TclError):
-        if not menu.winfo_ismapped():
-            return found
+        if not menu.winfo_ismapped() or menu.winfo_rooty() + menu.winfo_height() > menu.winfo_screenheight():
+            return found  # not posted, or not yet placed
         x, width = menu.winfo_rootx(), menu.winfo_width()
         for index, name in enumerate(names):
             top = menu.yposition(index)
