@@ -77,6 +77,8 @@ class AppDriver:
                  env: dict[str, str] | None = None) -> None:
         self.folder, self.fake = folder, fake
         self.state_file, self.commands = folder / "state.json", folder / "commands.jsonl"
+        for stale in (self.state_file, self.commands):  # an earlier app's, in the same folder
+            stale.unlink(missing_ok=True)
         env = os.environ | {"DISPLAY": display, "PYTHONPATH": str(ROOT), "ANTHROPIC_BASE_URL": fake.base_url,
                             "ANTHROPIC_API_KEY": "sk-test-not-a-real-key", "XDG_CONFIG_HOME": str(folder / "config"),
                             **(env or {})}

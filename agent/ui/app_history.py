@@ -78,8 +78,10 @@ def _recording_entry(path: Path) -> RunEntry:
     except RecordingError as exc:
         return RunEntry(str(path), path.name, "?", f"unreadable: {exc}", "", "invalid", None, None, "", error=str(exc))
     summary = meta.summary
-    what = meta.goal or meta.task or {"human": "a person's demonstration", "replay": f"replay of {meta.replay_of}",
-                                      "act": "deskpilot act", "mcp": "MCP session"}.get(meta.kind, meta.kind)
+    replayed = Path(meta.replay_of).name if meta.replay_of else "a recording"
+    what = meta.goal or (Path(meta.task).name if meta.task else None) or {
+        "human": "a person's demonstration", "replay": f"replay of {replayed}", "act": "deskpilot act",
+        "mcp": "MCP session"}.get(meta.kind, meta.kind)
     task = meta.task if meta.kind == "task" and meta.task and meta.task.lower().endswith((".yaml", ".yml")) else None
     return RunEntry(str(path), path.name, meta.kind, str(what), meta.model or "", meta.status,
                     summary.steps if summary else None, summary.cost_usd if summary else None, meta.created or "",

@@ -55,13 +55,31 @@ def widget_centers(app: Any) -> dict[str, list[int]]:
         widgets.update(app._bar.buttons)
     centers = {name: center_of(widget) for name, widget in widgets.items()}
     centers = {name: center for name, center in centers.items() if center is not None}
-    for tab, name in ((app.history_panel, "tab_runs"), (app.suite_panel, "tab_suite")):
-        with contextlib.suppress(tk.TclError):
-            x, y, w, h = app.side.bbox(app.side.index(tab))
-            centers[name] = [app.side.winfo_rootx() + x + w // 2, app.side.winfo_rooty() + y + h // 2]
+    centers.update(tab_centers(app.side, ["tab_runs", "tab_suite"]))
     for box, prefix in ((app.header.family_box, "family"), (app.header.name_box, "model_name"),
                         (app.header.target_box, "target"), (hp.status_box, "history_status"),
                         (sp.engine_box, "suite_engine")):
         centers.update(combo_items(box, prefix))
     centers.update(menu_items(hp.replay_menu, "replay", ["host", "virtual"]))
     return centers | (hp.row_centers() if hp.winfo_viewable() else {})
+
+
+def tab_centers(notebook: Any, names: list[str]) -> dict[str, list[int]]:
+    """The screen centres of a notebook's tabs, found by asking which tab is under points of its tab row."""
+    spans: dict[int, list[int]] = {}
+    with contextlib.suppress(tk.TclError):
+        if not notebook.winfo_viewable():
+            return {}
+        y = None
+        for probe in range(2, 80, 3):  # the tab row's height differs with the scale
+            if notebook.identify(8, probe) or notebook.identify(notebook.winfo_width() // 8, probe):
+                y = probe + 6
+                break
+        if y is None:
+            return {}
+        for x in range(0, notebook.winfo_width(), 3):
+            with contextlib.suppress(tk.TclError):
+                index = int(notebook.index(f"@{x},{y}"))
+                spans.setdefault(index, []).append(x)
+    return {names[i]: [notebook.winfo_rootx() + (xs[0] + xs[-1]) // 2, notebook.winfo_rooty() + y]
+            for i, xs in spans.items() if i < len(names)}

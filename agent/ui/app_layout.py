@@ -13,7 +13,7 @@ from agent.ui.app_state import HOST_TARGET, SANDBOX_TARGET, target_choices, targ
 from agent.ui.app_views import AppMenus, LiveView, StepList
 
 WINDOW = (1280, 800)  # the window's size at 96 DPI, at most the screen's
-MENU_BAR = 32  # Tk on X draws the menu bar above the window's geometry
+MENU_BAR, TITLE_BAR = 32, 28  # Tk on X draws the menu bar above the window's geometry, a window manager its title
 
 
 def engines() -> list[str]:
@@ -28,7 +28,7 @@ def build_window(app: Any) -> None:
     root, c, theme, px = app.root, app.controller, app.theme, app.theme.px
     root.title("deskpilot")
     w = min(px(WINDOW[0]), root.winfo_screenwidth())
-    h = min(px(WINDOW[1]), root.winfo_screenheight() - px(MENU_BAR))
+    h = min(px(WINDOW[1]), root.winfo_screenheight() - px(MENU_BAR + TITLE_BAR))
     root.geometry(f"{w}x{h}+{max(0, (root.winfo_screenwidth() - w) // 2)}+0")
     root.minsize(px(760), px(480))
     root.protocol("WM_DELETE_WINDOW", app.quit)
