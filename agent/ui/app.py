@@ -40,7 +40,7 @@ from agent.errors import ExitCode
 from agent.session import RunOptions
 from agent.ui.app_controller import HOST_TARGET, SANDBOX_TARGET, AppController
 from agent.ui.app_dialogs import ConfirmDialog, HostBar, SaveTaskDialog
-from agent.ui.app_layout import refresh_window, run_again, set_theme
+from agent.ui.app_layout import last_demonstration, refresh_window, run_again, set_theme
 from agent.ui.app_theme import Theme
 
 POLL_MS = 50
@@ -252,13 +252,9 @@ class DeskpilotApp:
         """Record a person's demonstration on the target; again (or Stop) to end it."""
         self.controller.toggle_recording(self.header.model)
 
-    def _last_demonstration(self) -> Path | None:
-        recording = self.controller.state.recording
-        return recording if recording is not None and (recording / "meta.json").is_file() else None
-
     def save_last_recording(self) -> None:
         """Offer the last recording as a task file again."""
-        recording = self._last_demonstration()
+        recording = last_demonstration(self)
         if recording is not None:
             self.offer_task(recording, self.controller.suggest_task_path(recording))
 

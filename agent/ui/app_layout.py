@@ -4,6 +4,7 @@ and the step list, the status line. `build_window(app)` makes them and hangs the
 
 from __future__ import annotations
 
+from pathlib import Path
 from tkinter import ttk
 from typing import Any
 
@@ -90,7 +91,7 @@ def refresh_window(app: Any) -> None:
     state = c.state
     app.header.refresh(running=state.running, pausable=c.can_pause, paused=state.paused,
                        recording=state.job == "record", sandbox=c.sandbox.display is not None)
-    app.menus.refresh(state.running, state.job, app._last_demonstration() is not None)
+    app.menus.refresh(state.running, state.job, last_demonstration(app) is not None)
     app.history_panel.set_enabled(c.history.entry(state.selected_run), state.running)
     app.suite_panel.render(state.suite, state.running and state.job == "suite")
     app.cost_label.configure(text=f"Cost {state.cost_text}")
@@ -126,3 +127,9 @@ def set_theme(app: Any, setting: str) -> None:
         widget.recolor()
     app.controller.remember(theme=setting)
     app.refresh()
+
+
+def last_demonstration(app: Any) -> Path | None:
+    """The last job's recording, while it is there (File > Save last recording as task file)."""
+    recording = app.controller.state.recording
+    return recording if recording is not None and (recording / "meta.json").is_file() else None
