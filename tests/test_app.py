@@ -43,6 +43,8 @@ options = RunOptions(model=ModelConfig(max_retries=0, timeout_s=20),
 app = DeskpilotApp(root, options=options)
 opened = []
 webbrowser.open = lambda url, *args, **kwargs: opened.append(url) or True
+from agent.ui import app_open
+app_open.launch = lambda argv: (app_open.LAUNCHED.append(list(argv)), opened.append(" ".join(argv)))
 done = 0
 
 def tick():
@@ -71,11 +73,15 @@ root.mainloop()
 class AppDriver:
     """The app in a subprocess on `display`, read through its state file and driven with the executor."""
 
-    def __init__(self, display: str, fake: FakeAnthropic, folder: Path, target: str = "virtual") -> None:
+    def __init__(self, display: str, fake: FakeAnthropic, folder: Path, target: str = "virtual",
+                 env: dict[str, str] | None = None) -> None:
         self.folder, self.fake = folder, fake
         self.state_file, self.commands = folder / "state.json", folder / "commands.jsonl"
+        for stale in (self.state_file, self.commands):  # an earlier app's, in the same folder
+            stale.unlink(missing_ok=True)
         env = os.environ | {"DISPLAY": display, "PYTHONPATH": str(ROOT), "ANTHROPIC_BASE_URL": fake.base_url,
-                            "ANTHROPIC_API_KEY": "sk-test-not-a-real-key"}
+                            "ANTHROPIC_API_KEY": "sk-test-not-a-real-key", "XDG_CONFIG_HOME": str(folder / "config"),
+                            **(env or {})}
         self.log = folder / "app.log"
         with self.log.open("w") as log:
             self.proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(folder), str(self.state_file),
@@ -108,7 +114,16 @@ class AppDriver:
 
     def click(self, name: str) -> None:
         """Click a widget (a main button, the goal field, or a button of the open dialog) by its position."""
-        state = self.wait(lambda s: name in s["widgets"], f"the {name!r} widget")
+        size = self.executor.screen.size
+        seen: list = []
+
+        def placed(s: dict) -> bool:  # shown on the screen, and where it was at the previous look (placed, not moving)
+            where = s["widgets"].get(name)
+            seen.append(where)
+            return where is not None and 0 <= where[0] < size.width and 0 <= where[1] < size.height and \
+                len(seen) > 1 and seen[-2] == where
+
+        state = self.wait(placed, f"the {name!r} widget")
         self.act(action="left_click", coordinate=state["widgets"][name])
 
     def call(self, method: str, *args: object) -> None:
@@ -173,7 +188,7 @@ def test_goal_run_with_confirmation_dialogs_live_view_and_report(app: AppDriver,
     from vision.locate.ocr import TextFinder
 
     band = app.executor.screen.grab().crop((0, 0, 1280, 200))  # the goal and button rows
-    start = TextFinder().find_text(band, "Start", exact=True)
+    start = TextFinder().find_text(band, "Start")  # the play icon before it reads as "▶"
     assert start and abs(start[0].center[0] - app.state()["widgets"]["start"][0]) < 40
     app.act(action="left_click", coordinate=list(start[0].center))
 
@@ -201,7 +216,7 @@ def test_goal_run_with_confirmation_dialogs_live_view_and_report(app: AppDriver,
     assert state["last_error"] is None and not state["status_is_error"]
 
     x0, y0, x1, _ = state["steps_box"]
-    first_rows = app.executor.screen.grab().crop((x0, y0, x1, y0 + 64))  # the heading and two rows
+    first_rows = app.executor.screen.grab().crop((x0, y0, x1, y0 + 96))  # the heading and two rows
     words = " ".join(w.text for w in TextFinder().read(first_rows))
     assert "Let me look" in words and "rm -rf" in words, words
 
@@ -314,6 +329,18 @@ class HeadlessView:
     def placeholder(self, text: str) -> None:
         self.shown.append(("placeholder", text))
 
+    def show_still(self, view: dict, rows: list[dict] | None) -> None:
+        self.shown.append(("still", view["path"], view["point"], view["image"] is not None))
+
+    def history_changed(self) -> None:
+        self.shown.append(("history",))
+
+    def suite_changed(self) -> None:
+        self.shown.append(("suite",))
+
+    def offer_task(self, recording: Path, suggested: Path) -> None:
+        self.shown.append(("offer", str(recording)))
+
 
 def test_the_controller_runs_a_goal_without_tk(fake: FakeAnthropic, tmp_path: Path) -> None:
     from agent.budget import Limits
@@ -329,12 +356,12 @@ def test_the_controller_runs_a_goal_without_tk(fake: FakeAnthropic, tmp_path: Pa
     view = HeadlessView()
     options = RunOptions(model=ModelConfig(max_retries=0, timeout_s=20), display="virtual", out=tmp_path / "rec",
                          loop=LoopConfig(limits=Limits(max_steps=20, max_seconds=60)), workdir=tmp_path)
-    controller = AppController(view, options)
+    controller = AppController(view, options, settings_file=tmp_path / "config" / "app.json")
     try:
         assert view.shown == [] and controller.state.cost_text == "$0.0000 of $5.00"
         assert controller.start("click, then tidy up")
         deadline = time.monotonic() + 60
-        while controller.state.running:
+        while controller.state.running or controller.state.view_mode != "still" or not controller.state.runs:
             assert time.monotonic() < deadline, controller.as_dict()
             controller.drain()
             time.sleep(0.05)
@@ -343,9 +370,13 @@ def test_the_controller_runs_a_goal_without_tk(fake: FakeAnthropic, tmp_path: Pa
         controller.quit()
     assert state["status"].startswith("succeeded"), state
     assert [s["i"] for s in state["steps"]] == [0, 1] and state["answers"] == ["allow"] and not victim.exists()
-    assert view.shown[0] == ("started", "run", False) and view.shown[-1] == ("ended",)
+    assert view.shown[0] == ("started", "run", False) and ("ended",) in view.shown
     assert ("ask", "recursive-delete") in view.shown and ("step", 1) in view.shown
     assert meta_of(state["recording"])["status"] == "succeeded"
+    # the final screen stays in the view with the last click marked, and the run is in the history
+    assert ("still", state["recording"], [20.0, 30.0], True) in view.shown
+    assert [r["path"] for r in state["runs"]] == [state["recording"]] and state["runs"][0]["status"] == "succeeded"
+    assert json.loads((tmp_path / "config" / "app.json").read_text())["model"] == "claude-sonnet-4-6"
 
 
 def test_main_without_a_display_exits_4() -> None:

@@ -1,21 +1,27 @@
-"""`deskpilot app`: a Tk window to run goals and task files, watch the agent, and steer it.
+"""`deskpilot app`: a Tk window to run goals, task files and suites, watch the agent, steer it, and find,
+reopen, replay or rerun earlier runs.
 
-The window holds a goal field (or a task file's path: a name ending in .yaml/.yml runs the
-task), the model, the target ("This desktop" or "Sandbox (virtual desktop)", a private Xvfb
-that the app starts with the first run and keeps until it quits, so the result stays visible),
-Start / Pause / Resume / Stop, a live view of the target screen with the last action circled,
-the step list, the cost against the budget and a status line. The File menu opens task files,
-replays recordings, records demonstrations, writes and opens a run's report, and stores the API
-key in the system keyring.
+The window (themed ttk widgets, Sun Valley light or dark, sizes scaled for the screen's DPI: see
+`agent.ui.app_theme`) holds the goal field (or a task file's path: a name ending in .yaml/.yml runs
+the task) with Start, Pause/Resume, Stop and Record; the model picker (every model family, the base
+URL of an OpenAI-compatible server, Check) and the target ("This desktop", "Sandbox (virtual
+desktop)", a private Xvfb kept between jobs, or a display given with --display); on the left the run
+history (the recordings folder, filtered by status and words; Open report, Replay here or in a
+sandbox, Run again, Show folder) and the suite runner; on the right the live view with the last
+action circled (a finished run's final screen stays there, whatever becomes of its desktop) and the
+step list; the status line and the cost against the budget at the bottom. The File menu opens task
+files and suites, replays recordings, records demonstrations (then offers to save them as task
+files), opens reports and stores the API key; the View menu switches the theme (Ctrl+D).
 
-Safety: the policy's "ask" verdicts open a modal dialog (Allow / Deny / Always allow this rule
-for the rest of the run). While a job acts on the desktop the app itself is on, the main window
-is iconified and a small always-on-top bar at the top-right corner offers Pause and Stop; the
-kill switch (Ctrl+Alt+Shift+K, or the pointer pushed into a screen corner) works as in the CLI.
+Safety: the policy's "ask" verdicts open a modal dialog (Allow / Deny / Always allow this rule for the
+rest of the run). While a job acts on the desktop the app itself is on, the main window is iconified
+and a small always-on-top bar at the top-right corner offers Pause and Stop; the kill switch
+(Ctrl+Alt+Shift+K, or the pointer pushed into a screen corner) works as in the CLI. Closing the
+window stops the running job first: its recording is finished, keys and buttons are released.
 
-This module is the window: layout, menus, dialogs, and the `AppView` the controller
-(`agent.ui.app_controller`, which runs the jobs and keeps the state) shows through. No Tk call is
-made off the Tk thread: the window drains the controller's events every 50 ms.
+This module is the window: layout and the `AppView` the controller (`agent.ui.app_controller`,
+which runs the jobs and keeps the state) shows through. No Tk call is made off the Tk thread: the
+window drains the controller's events every 50 ms.
 """
 
 from __future__ import annotations
@@ -27,19 +33,15 @@ import sys
 import tkinter as tk
 from collections.abc import Callable
 from pathlib import Path
-from tkinter import filedialog, simpledialog, ttk
+from tkinter import filedialog, simpledialog
 from typing import Any
 
 from agent.errors import ExitCode
 from agent.session import RunOptions
-from agent.ui.app_controller import (
-    HOST_TARGET,
-    SANDBOX_TARGET,
-    AppController,
-    target_choices,
-    target_spec,
-)
-from agent.ui.app_views import ERROR_COLOR, ConfirmDialog, FileMenu, HostBar, LiveView, StepList, center_of
+from agent.ui.app_controller import HOST_TARGET, SANDBOX_TARGET, AppController
+from agent.ui.app_dialogs import ConfirmDialog, HostBar, SaveTaskDialog
+from agent.ui.app_layout import last_demonstration, refresh_window, run_again, set_theme
+from agent.ui.app_theme import Theme
 
 POLL_MS = 50
 
@@ -55,83 +57,45 @@ def model_choices() -> list[str]:
 
 
 class DeskpilotApp:
-    """The deskpilot window on `root`. `model` replaces Claude (tests inject a scripted model)."""
+    """The deskpilot window on `root`. `model` replaces the model the picker names (tests inject a scripted one);
+    `settings_file` replaces $XDG_CONFIG_HOME/deskpilot/app.json."""
 
-    def __init__(self, root: tk.Tk, *, options: RunOptions | None = None, model: Any = None) -> None:
+    def __init__(self, root: tk.Tk, *, options: RunOptions | None = None, model: Any = None,
+                 settings_file: Path | None = None, theme_scale: float | None = None) -> None:
         self.root = root
         self.view_frames = 0
         self._dialog: ConfirmDialog | None = None
+        self._task_dialog: SaveTaskDialog | None = None
         self._bar: HostBar | None = None
         self._hidden = False
-        self.controller = AppController(self, options, model=model)
-        self.options = self.controller.options
+        self._geometry = ""
+        self.controller = c = AppController(self, options, model=model, settings_file=settings_file)
+        self.options = c.options
+        self.theme = Theme(root, theme_scale)
+        self.theme.apply(c.settings.theme)
         self._build()
-        self.controller.show_target()
+        c.show_target()
         self.refresh()
+        c.history.refresh()
         root.after(POLL_MS, self._drain)
 
     # ------------------------------------------------------------------------------ the window
     def _build(self) -> None:
-        root = self.root
-        root.title("deskpilot")
-        root.geometry("1120x700")
-        root.minsize(760, 460)
-        root.protocol("WM_DELETE_WINDOW", self.quit)
-        root.report_callback_exception = self._tk_error
-        self.file_menu = FileMenu(root, {name: getattr(self, name) for name in (
-            "open_task_file", "replay_recording", "toggle_recording", "open_report", "set_api_key", "quit")})
+        from agent.ui.app_layout import build_window
 
-        row = ttk.Frame(root, padding=(8, 8, 8, 0))
-        row.pack(fill="x")
-        ttk.Label(row, text="Goal or task file:").pack(side="left")
-        self.goal_var = tk.StringVar()
-        self.goal_entry = ttk.Entry(row, textvariable=self.goal_var)
-        self.goal_entry.pack(side="left", fill="x", expand=True, padx=6)
-        self.goal_entry.bind("<Return>", lambda _e: self.start())
-        ttk.Button(row, text="Open task\u2026", command=self.open_task_file).pack(side="left")
-
-        row = ttk.Frame(root, padding=8)
-        row.pack(fill="x")
-        ttk.Label(row, text="Model:").pack(side="left")
-        self.model_var = tk.StringVar(value=self.options.model.model)
-        self.model_box = ttk.Combobox(row, textvariable=self.model_var, values=model_choices(), width=20)
-        self.model_box.pack(side="left", padx=(4, 12))
-        ttk.Label(row, text="Target:").pack(side="left")
-        targets, initial = target_choices(self.options.display)
-        self.target_var = tk.StringVar(value=initial)
-        self.target_box = ttk.Combobox(row, textvariable=self.target_var, values=targets, state="readonly", width=24)
-        self.target_box.pack(side="left", padx=(4, 12))
-        self.target_box.bind("<<ComboboxSelected>>",
-                             lambda _e: self.controller.choose_target(target_spec(self.target_var.get())))
-        self.buttons = {name: ttk.Button(row, text=name.capitalize(), command=getattr(self, name), width=8)
-                        for name in ("start", "pause", "resume", "stop")}
-        for button in self.buttons.values():
-            button.pack(side="left", padx=2)
-        self.cost_label = ttk.Label(row, text="")
-        self.cost_label.pack(side="right")
-
-        panes = ttk.PanedWindow(root, orient="horizontal")
-        panes.pack(fill="both", expand=True, padx=8)
-        self.view = LiveView(panes)
-        self.step_list = StepList(panes)
-        panes.add(self.view, weight=3)
-        panes.add(self.step_list, weight=2)
-
-        self.status_label = tk.Label(root, anchor="w", justify="left", padx=10, pady=6)
-        self.status_label.pack(fill="x")
-        self.status_label.bind("<Configure>", lambda e: self.status_label.configure(wraplength=max(200, e.width - 20)))
-        self._normal_color = self.status_label.cget("foreground")
+        build_window(self)
 
     def _drain(self) -> None:
         """Every POLL_MS on the Tk thread: the controller's events, then the newest frame of the live view."""
         try:
             self.controller.drain()
             latest = self.controller.feed.take()
-            if latest is not None and not self.closing:
+            live = self.controller.state.view_mode == "live"
+            if latest is not None and not self.closing and live:
                 self.view.show(latest[0], latest[1])
                 self.view_frames += 1
             self.controller.feed.box = self.view.box
-            self.controller.feed.active = not self._hidden
+            self.controller.feed.active = not self._hidden and live
         finally:
             if not self.closing:
                 self.root.after(POLL_MS, self._drain)
@@ -145,21 +109,8 @@ class DeskpilotApp:
 
     # ------------------------------------------------------------------------------ AppView: what the controller shows
     def refresh(self) -> None:
-        """Buttons, menu, cost and status as the controller's state says."""
-        state, pausable = self.controller.state, self.controller.can_pause
-        for name, enabled in (("start", not state.running), ("pause", pausable and not state.paused),
-                              ("resume", pausable and state.paused), ("stop", state.running)):
-            self.buttons[name].state(["!disabled"] if enabled else ["disabled"])
-        for widget in (self.model_box, self.target_box, self.goal_entry):
-            widget.state(["disabled"] if state.running else ["!disabled"])
-        if not state.running:
-            self.target_box.state(["readonly"])
-        self.file_menu.refresh(state.running, state.job)
-        self.cost_label.configure(text=f"Cost {state.cost_text}")
-        self.status_label.configure(text=state.status,
-                                    foreground=ERROR_COLOR if state.status_is_error else self._normal_color)
-        if self._bar is not None:
-            self._bar.set_paused(state.paused)
+        """Buttons, menus, cost and status as the controller's state says."""
+        refresh_window(self)
 
     def step_added(self, row: dict) -> None:
         """A new row in the step list, its point circled on the live view and named on the bar."""
@@ -173,10 +124,15 @@ class DeskpilotApp:
         """Clear the steps; on the app's own desktop, iconify behind a small bar with Pause and Stop."""
         self.step_list.clear()
         self.view.mark(None)
+        if job == "suite":
+            self.side.select(self.suite_panel)
+            self.view.placeholder("A suite's attempts run on private desktops of their own: see them in the "
+                                  "Suite panel as they end.")
         if step_aside:  # get out of the agent's way
             self._hidden = True
             self._bar = HostBar(self.root, on_pause=self.pause, on_resume=self.resume, on_stop=self.stop,
-                                can_pause=self.controller.can_pause)
+                                can_pause=self.controller.can_pause, theme=self.theme)
+            self._geometry = self.root.geometry()  # some window managers bring an icon back elsewhere
             self.root.iconify()
 
     def job_ended(self) -> None:
@@ -187,6 +143,8 @@ class DeskpilotApp:
         if self._hidden:
             self._hidden = False
             self.root.deiconify()
+            if self._geometry:
+                self.root.geometry(self._geometry)
             self.root.lift()
 
     def ask(self, request: dict, answer: Callable[[str], None]) -> None:
@@ -195,7 +153,7 @@ class DeskpilotApp:
             self._dialog = None
             answer(value)
 
-        self._dialog = ConfirmDialog(self.root, request, answered, over_root=not self._hidden)
+        self._dialog = ConfirmDialog(self.root, request, answered, over_root=not self._hidden, theme=self.theme)
 
     def close_question(self) -> None:
         """Close the confirmation dialog, unanswered."""
@@ -207,13 +165,36 @@ class DeskpilotApp:
         """A message in the live view instead of a screen."""
         self.view.placeholder(text)
 
+    def show_still(self, view: dict, rows: list[dict] | None) -> None:
+        """A finished run's final screen with its last action marked (and its steps, when given)."""
+        self.view.show_still(view)
+        if rows is not None:
+            self.step_list.set_rows(rows)
+
+    def history_changed(self) -> None:
+        """The run list again."""
+        c = self.controller
+        self.history_panel.render(c.state.runs, c.state.selected_run, len(c.history.entries), str(c.options.out))
+        self.refresh()
+
+    def suite_changed(self) -> None:
+        """The suite's progress again."""
+        self.refresh()
+
+    def offer_task(self, recording: Path, suggested: Path) -> None:
+        """Offer to save a demonstration as a task file."""
+        if self._task_dialog is not None:
+            self._task_dialog.close()
+        self._task_dialog = SaveTaskDialog(self.root, recording, suggested, theme=self.theme,
+                                           on_save=lambda path, edit: self.controller.save_task(recording, path, edit))
+
     # ------------------------------------------------------------------------------ public actions
     def start(self, goal_or_task: str | None = None) -> bool:
         """Run the goal (or the task file, by its .yaml/.yml name) in the field, or `goal_or_task`."""
         if goal_or_task is not None and not self.controller.state.running:
             self.goal_var.set(goal_or_task)
         text = goal_or_task if goal_or_task is not None else self.goal_var.get()
-        return self.controller.start(text, self.model_var.get())
+        return self.controller.start(text, self.header.model, self.header.base_url)
 
     def pause(self) -> None:
         """Hold the run before its next step."""
@@ -226,6 +207,28 @@ class DeskpilotApp:
     def stop(self) -> None:
         """Stop the running job: before its next step, cancelling the running action."""
         self.controller.stop()
+
+    def check_model(self) -> None:
+        """Does the model's server answer and serve the model?"""
+        self.controller.check_model(self.header.model, self.header.base_url)
+
+    def run_suite(self, folder: str, attempts: int, engine: str) -> None:
+        """Run the suite in `folder` with the picker's model."""
+        if attempts < 1:
+            self.controller.set_status("suite: attempts must be a whole number from 1", error=True)
+            return
+        self.controller.run_suite(folder, attempts, engine, self.header.model, self.header.base_url)
+
+    def _run_selected(self, path: str | None) -> None:
+        self.controller.history.select(path)
+
+    def run_again(self) -> None:
+        """Put the chosen run's goal (or task, or replayed recording) and model back, and start it."""
+        run_again(self)
+
+    def set_theme(self, setting: str) -> None:
+        """"system", "light", "dark", or "toggle" (between light and dark)."""
+        set_theme(self, setting)
 
     def open_task_file(self, path: str | None = None) -> None:
         """Put a task file in the goal field (a file dialog when `path` is None); Start runs it."""
@@ -243,11 +246,17 @@ class DeskpilotApp:
             path = self._ask_folder("Replay a recording")
             if not path:
                 return
-        self.controller.replay(path, self.model_var.get())
+        self.controller.replay(path, self.header.model)
 
     def toggle_recording(self) -> None:
         """Record a person's demonstration on the target; again (or Stop) to end it."""
-        self.controller.toggle_recording(self.model_var.get())
+        self.controller.toggle_recording(self.header.model)
+
+    def save_last_recording(self) -> None:
+        """Offer the last recording as a task file again."""
+        recording = last_demonstration(self)
+        if recording is not None:
+            self.offer_task(recording, self.controller.suggest_task_path(recording))
 
     def open_report(self, path: str | Path | None = None) -> None:
         """Write a recording's report.html and open it in the browser."""
@@ -268,6 +277,9 @@ class DeskpilotApp:
         """Stop any job (its recording is completed), stop the sandbox, close the window."""
         if self.closing:
             return
+        self.status_label.configure(text="closing: stopping the running job\u2026")
+        with contextlib.suppress(tk.TclError):
+            self.root.update_idletasks()
         self.controller.quit()
         with contextlib.suppress(tk.TclError):
             self.root.destroy()
@@ -279,19 +291,15 @@ class DeskpilotApp:
 
     def state(self) -> dict:
         """The UI state as one JSON-safe dict (for tests and scripting)."""
-        return self.controller.as_dict() | {
-            "view_frames": self.view_frames, "hidden": self._hidden, "host_bar": self._bar is not None,
-            "target": self.target_var.get(), "model": self.model_var.get()}
+        from agent.ui.app_inspect import app_state
+
+        return app_state(self)
 
     def widget_centers(self) -> dict[str, list[int]]:
-        """Root-window coordinates of the centres of the main controls (and the dialog's buttons)."""
-        widgets: dict[str, Any] = {"goal": self.goal_entry, **self.buttons, "steps": self.step_list, "view": self.view}
-        if self._dialog is not None:
-            widgets.update(self._dialog.buttons)
-        if self._bar is not None:
-            widgets.update(self._bar.buttons)
-        centers = {name: center_of(widget) for name, widget in widgets.items()}
-        return {name: center for name, center in centers.items() if center is not None}
+        """Screen coordinates of the centres of the controls (and of open lists, menus and dialogs)."""
+        from agent.ui.app_inspect import widget_centers
+
+        return widget_centers(self)
 
     def _ask_folder(self, title: str) -> str:
         return filedialog.askdirectory(parent=self.root, title=title, mustexist=True,

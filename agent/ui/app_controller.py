@@ -1,134 +1,83 @@
 """The controller of `deskpilot app`: jobs, their threads, the app's state, confirmation answers, the
-sandbox and the live view's feed; no Tk here.
+sandbox, the live view's feed and what the app remembers; no Tk here.
 
-Threading: every job (run, task, replay, recording) runs in a worker thread (`agent.ui.app_jobs`)
-and reaches the app only through `events`, a queue that the UI thread drains (`drain()`, every
-50 ms in the window). Draining applies each event to the state and tells the view (`AppView`) what
-to show; the view is called on the UI thread only, so a window, or a test without Tk, can be one.
-Every worker catches its errors and posts them, so they show in the window (red status line,
-`last_error`). `as_dict()` returns the state as one JSON-safe dict.
+Threading: every job (run, task, replay, recording, suite) runs in a worker thread
+(`agent.ui.app_jobs`), and so does every short task that reads or writes files or waits on the
+network (the history, a run's final screen, a report, a task file, the model server check). They
+reach the app only through `events`, a queue that the UI thread drains (`drain()`, every 50 ms in the
+window). Draining applies each event to the state and tells the view (`AppView`) what to show; the
+view is called on the UI thread only, so a window, or a test without Tk, can be one. Every worker
+catches its errors and posts them, so they show in the window (red status line, `last_error`).
+`as_dict()` returns the state as one JSON-safe dict.
+
+After a job, the live view shows the run's final screen (frames/final.png) with its last action
+marked, whatever becomes of the desktop it ran on; `go_live()` returns to the target's screen.
 """
 
 from __future__ import annotations
 
-import os
+import datetime as dt
 import queue
 import sys
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from agent.models.base import DEFAULT_MODEL
 from agent.session import RunOptions
 from agent.ui import app_jobs
-from agent.ui.options import is_x_display
+from agent.ui.app_events import EventHandlers
+from agent.ui.app_runs import History
+from agent.ui.app_settings import load_settings, save_settings, settings_path
+from agent.ui.app_state import (
+    HOST_TARGET,
+    SANDBOX_TARGET,
+    AppState,
+    AppView,
+    SuiteProgress,
+    target_choices,
+    target_spec,
+)
+from agent.ui.app_target import TargetView
 from agent.ui.sandbox import Sandbox
 from agent.ui.screen_feed import ScreenFeed
-from agent.ui.step_rows import step_row
 
-HOST_TARGET = "This desktop"
-SANDBOX_TARGET = "Sandbox (virtual desktop)"
 VIEW_FPS = 4.0
 HOST_SETTLE_S = 0.6  # after the window steps aside, before a job on its own desktop takes its first screenshot
-JOIN_ON_QUIT_S = 10.0
+JOIN_ON_QUIT_S = 20.0
 MODEL_JOBS = ("run", "task")  # the jobs with a model: a budget, pause and resume
 
 
-class AppView(Protocol):
-    """What the controller shows. Called on the UI thread only."""
-
-    def refresh(self) -> None:
-        """Show the controller's state again (buttons, cost, status)."""
-
-    def step_added(self, row: dict) -> None:
-        """A step of the running job (a `step_row`)."""
-
-    def job_started(self, job: str, step_aside: bool) -> None:
-        """A job starts: clear the steps; `step_aside`: the job acts on the app's own desktop, get out of its way."""
-
-    def job_ended(self) -> None:
-        """The job ended: come back if the window stepped aside."""
-
-    def ask(self, request: dict, answer: Callable[[str], None]) -> None:
-        """Ask whether the action in `request` may run; `answer` takes "allow", "deny" or "always", once."""
-
-    def close_question(self) -> None:
-        """Close the open question, unanswered (the job ended or was stopped)."""
-
-    def placeholder(self, text: str) -> None:
-        """There is no screen to show in the live view: show `text` instead."""
-
-
-@dataclass
-class AppState:
-    """What the app shows, as plain values (`recording` and `report` are the last job's)."""
-
-    status: str = "Ready."
-    status_is_error: bool = False
-    running: bool = False
-    paused: bool = False
-    job: str | None = None  # "run" | "task" | "replay" | "record" while running
-    cost_text: str = ""
-    steps: list[dict] = field(default_factory=list)
-    last_error: str | None = None
-    pending_confirmation: dict | None = None
-    answers: list[str] = field(default_factory=list)  # the confirmation answers in this job, in order
-    recording: Path | None = None
-    report: Path | None = None
-    budget: float | None = None  # the job's cost budget in USD; None: no budget
-
-    def show_cost(self, cost: float = 0.0) -> None:
-        """Set `cost_text`: what was spent, against the budget."""
-        budget = self.budget
-        self.cost_text = f"${cost:.4f} of ${budget:.2f}" if budget is not None else f"${cost:.4f} (no budget)"
-
-
-def target_choices(display: str) -> tuple[list[str], str]:
-    """The targets offered for `--display` (a given X display added to them) and the one chosen at start."""
-    targets = [HOST_TARGET, SANDBOX_TARGET]
-    if is_x_display(display):
-        targets.append(f"Display {display}")
-        return targets, targets[-1]
-    return targets, SANDBOX_TARGET if display == "virtual" else HOST_TARGET
-
-
-def target_spec(target: str) -> str:
-    """A target's --display value."""
-    if target == SANDBOX_TARGET:
-        return "virtual"
-    if target.startswith("Display "):
-        return target.split(" ", 1)[1]
-    return "host"
-
-
-def same_display(a: str | None, b: str | None) -> bool:
-    """True when two X display names name the same screen (":1" and ":1.0")."""
-    def norm(name: str | None) -> str:
-        name = (name or "").strip()
-        return name[:-2] if name.endswith(".0") else name
-
-    return bool(a and b) and norm(a) == norm(b)
-
-
-class AppController:
-    """The app without its window: `view` shows what happens; `model` replaces the model the options name."""
+class AppController(TargetView, EventHandlers):
+    """The app without its window: `view` shows what happens; `model` replaces the model the options name;
+    `settings_file` is where the last choices are kept (default $XDG_CONFIG_HOME/deskpilot/app.json)."""
 
     def __init__(self, view: AppView, options: RunOptions | None = None, *, model: Any = None,
-                 fps: float = VIEW_FPS) -> None:
+                 fps: float = VIEW_FPS, settings_file: Path | None = None) -> None:
         self.view, self.options, self.model = view, options or RunOptions(), model
         self.events: queue.Queue[tuple] = queue.Queue()
         self.state = AppState(budget=self.options.loop.limits.max_cost_usd)
         self.state.show_cost()
-        self.target = target_spec(target_choices(self.options.display)[1])  # the chosen target's --display value
+        self.settings_file = settings_file or settings_path()
+        self.settings, note = load_settings(self.settings_file)
+        if note:
+            self.state.notes.append(note)
+            self.state.status = note
+        initial = target_spec(target_choices(self.options.display)[1])
+        if self.options.display == "auto" and self.settings.target in ("host", "virtual"):
+            initial = self.settings.target
+        self.target = initial  # the chosen target's --display value
         self.closing = False
         self._job = self._new_job()  # the running (or last) job's stop, pause and answers
         self._step_aside = False  # the running job acts on the app's own desktop
+        self.job_display: str | None = None  # where the running job acts, when not on the chosen target
         self._worker: threading.Thread | None = None
         self.feed = ScreenFeed(fps).start()
         self.sandbox = Sandbox(on_replace=self.feed.release)
+        self.history = History(self)
 
     # ------------------------------------------------------------------------------ state shown
     def set_status(self, text: str, error: bool = False) -> None:
@@ -153,47 +102,37 @@ class AppController:
         data = asdict(self.state)
         data["recording"] = str(self.state.recording) if self.state.recording else None
         data["report"] = str(self.state.report) if self.state.report else None
-        return data | {"view_display": self.feed.display}
+        return data | {"view_display": self.feed.display, "settings": asdict(self.settings),
+                       "settings_file": str(self.settings_file), "sandbox": self.sandbox.display}
 
-    # ------------------------------------------------------------------------------ the target
-    def choose_target(self, spec: str) -> None:
-        """Make `spec` (a --display value) the target of the next job and show it."""
-        self.target = spec
-        self.show_target()
-
-    def show_target(self) -> None:
-        """Point the live view at the chosen target (the sandbox once it has started)."""
-        if self.target == "virtual":
-            display = self.sandbox.display
-        else:
-            display = (os.environ.get("DISPLAY") or None) if self.target == "host" else self.target
-        self.feed.watch(display)
-        if display is None:
-            self.view.placeholder("The sandbox (a private virtual display) starts with the first run."
-                                  if self.target == "virtual" else "No display to show.")
-
-    def acts_on_own_desktop(self) -> bool:
-        """True when the chosen target is the desktop the app itself is on."""
-        return self.target == "host" or same_display(self.target, os.environ.get("DISPLAY") or None)
+    def remember(self, **choices: Any) -> None:
+        """Keep choices (model, base_url, target, theme, suite_folder, attempts, engine) for the next start."""
+        changed = {k: v for k, v in choices.items() if getattr(self.settings, k) != v}
+        if changed:
+            self.settings = replace(self.settings, **changed)
+            note = save_settings(self.settings_file, self.settings)
+            if note:
+                self.set_status(note, error=True)
 
     # ------------------------------------------------------------------------------ actions (UI thread)
-    def start(self, text: str, model: str | None = None) -> bool:
+    def start(self, text: str, model: str | None = None, base_url: str | None = None) -> bool:
         """Run a goal, or a task file (by its .yaml/.yml name), with `model` on the chosen target."""
         text = text.strip()
         if not text:
             self.set_status("Type a goal, or open a task file (File \u2192 Open task file\u2026).", error=True)
             return False
         is_task = text.lower().endswith((".yaml", ".yml"))
-        options = self._run_options(model)
+        options = self._run_options(model, base_url)
         if not self._begin("task" if is_task else "run"):
             return False
+        self.remember(model=options.model.model, base_url=options.model.base_url or "")
         self._launch(app_jobs.task_job if is_task else app_jobs.goal_job, text, options)
         return True
 
-    def replay(self, path: str | Path, model: str | None = None) -> None:
-        """Replay a recording folder on the chosen target."""
-        options = self._run_options(model)
-        if self._begin("replay"):
+    def replay(self, path: str | Path, model: str | None = None, display: str | None = None) -> None:
+        """Replay a recording folder on the chosen target, or on `display` ("host", "virtual")."""
+        options = self._run_options(model, None, display)
+        if self._begin("replay", options.display):
             self._launch(app_jobs.replay_job, Path(path), options)
 
     def toggle_recording(self, model: str | None = None) -> None:
@@ -201,13 +140,47 @@ class AppController:
         if self.state.job == "record":
             self.stop()
             return
-        options = self._run_options(model)
+        options = self._run_options(model, None)
         if self._begin("record"):
             self._launch(app_jobs.record_job, options)
 
+    def run_suite(self, folder: str, attempts: int, engine: str = "local", model: str | None = None,
+                  base_url: str | None = None) -> None:
+        """Run the task files in `folder`, `attempts` times each, on `engine` (local | ray)."""
+        folder = folder.strip()
+        if not folder or not Path(folder).is_dir():
+            self.set_status(f"suite: {folder or 'no folder'} is not a folder of task files; choose one with "
+                            "Open suite\u2026", error=True)
+            return
+        options = replace(self._run_options(model, base_url), display="virtual")
+        if self._begin("suite", "virtual"):
+            self.state.suite = SuiteProgress(folder=folder)
+            self.view.suite_changed()
+            self.remember(suite_folder=folder, attempts=attempts, engine=engine)
+            self._launch(app_jobs.suite_job, folder, attempts, engine, options)
+
+    def save_task(self, recording: str | Path, out: str | Path, open_editor: bool = True) -> None:
+        """Write a recording as a task file (codegen) and open it in the system editor."""
+        app_jobs.start_background(app_jobs.codegen_job, self._post, Path(recording), Path(out).expanduser(),
+                                  open_editor)
+
+    def suggest_task_path(self, recording: Path) -> Path:
+        """Where a demonstration's task file goes unless the person says otherwise: the working folder."""
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        return Path(self.options.workdir) / f"recorded-{stamp}.yaml"
+
+    def check_model(self, model: str, base_url: str | None) -> None:
+        """Check that the model's server answers (doctor's check), off the UI thread."""
+        self.set_status(f"checking {base_url or model}\u2026")
+        app_jobs.start_background(app_jobs.check_job, self._post, model, base_url or None)
+
     def open_report(self, path: str | Path) -> None:
-        """Write a recording's report.html and open it in the browser."""
+        """Write a recording's (or a suite's) report.html and open it in the browser."""
         app_jobs.start_background(app_jobs.report_job, self._post, Path(path))
+
+    def show_folder(self, path: str | Path) -> None:
+        """Show a folder in the file manager."""
+        app_jobs.start_background(app_jobs.folder_job, self._post, Path(path))
 
     def store_key(self, key: str) -> None:
         """Store the API key in the system keyring."""
@@ -236,7 +209,7 @@ class AppController:
         self.set_status(f"stopping the {self.state.job}\u2026")
 
     def quit(self) -> None:
-        """Stop any job (its recording is completed), the live view and the sandbox."""
+        """Stop any job (its recording is completed, keys and buttons released), the live view and the sandbox."""
         if self.closing:
             return
         self.closing = True
@@ -249,22 +222,26 @@ class AppController:
         self.sandbox.stop()
 
     # ------------------------------------------------------------------------------ jobs
-    def _run_options(self, model: str | None) -> RunOptions:
+    def _run_options(self, model: str | None, base_url: str | None, display: str | None = None) -> RunOptions:
         model = (model or "").strip() or DEFAULT_MODEL
-        return replace(self.options, model=replace(self.options.model, model=model), display=self.target)
+        url = (base_url or "").strip() or None
+        config = replace(self.options.model, model=model, base_url=url or self.options.model.base_url)
+        return replace(self.options, model=config, display=display or self.target)
 
-    def _begin(self, job: str) -> bool:
+    def _begin(self, job: str, display: str | None = None) -> bool:
         """Set the state up for a job; False (with the reason shown) when one is already running."""
         if self.state.running:
             self.set_status(f"a {self.state.job} is still going: stop it first", error=True)
             return False
         self.state = replace(self.state, running=True, paused=False, job=job, steps=[], last_error=None,
-                             pending_confirmation=None, answers=[],
+                             pending_confirmation=None, answers=[], view_mode="live", still=None,
                              budget=self.options.loop.limits.max_cost_usd if job in MODEL_JOBS else None)
         self.state.show_cost()
         self._job = self._new_job()
-        self._step_aside = self.acts_on_own_desktop()
+        self._step_aside = job != "suite" and self.acts_on_own_desktop(display)
+        self.job_display = display if job != "suite" else None
         self.view.job_started(job, self._step_aside)
+        self.show_target()
         self.set_status(f"starting the {job}\u2026")
         return True
 
@@ -275,17 +252,6 @@ class AppController:
         """Run `work(job, *args)` in the job's worker thread."""
         self._worker = app_jobs.start_worker(work, self._job, *args, name=f"deskpilot-{self.state.job}",
                                              delay_s=HOST_SETTLE_S if self._step_aside else 0.0)
-
-    def _open_target(self, options: RunOptions, size: Any = None) -> Any:
-        """Worker thread: the job's desktop; the sandbox is kept between jobs (restarted for another size)."""
-        from agent.session import open_display
-
-        if options.display == "virtual":
-            desktop = self.sandbox.open(size or options.size)
-        else:
-            desktop = open_display(options.display)
-        self._post("target", desktop.display)
-        return desktop
 
     # ------------------------------------------------------------------------------ events (UI thread)
     def _post(self, kind: str, *args: Any) -> None:
@@ -303,62 +269,6 @@ class AppController:
                 getattr(self, "_on_" + kind)(*args)
             except Exception:
                 self.show_error(sys.exc_info()[1])
-
-    def _on_error(self, message: str) -> None:
-        self.set_status(f"error: {message}", error=True)
-
-    def _on_note(self, message: str) -> None:
-        self.set_status(message)
-
-    def _on_report(self, path: Path) -> None:
-        self.state.report = path
-        self.set_status(f"report: {path}")
-
-    def _on_target(self, display: str) -> None:
-        self.show_target()
-        self.set_status(f"{self.state.job or 'job'} on {display}\u2026")
-
-    def _on_budget(self, budget: float | None) -> None:
-        self.state.budget = budget
-        self.state.show_cost()
-        self.view.refresh()
-
-    def _on_step(self, line: dict, usage: Any) -> None:
-        row = step_row(line)
-        self.state.steps.append(row)
-        self.state.show_cost(float(getattr(usage, "cost_usd", 0.0) or 0.0))
-        self.view.step_added(row)
-        state = "paused before the next step" if self.state.paused else "running"
-        self.set_status(f"{self.state.job} {state}: step {row['i']}: {row['action']}")
-
-    def _on_confirm(self, request: dict, answers: queue.Queue) -> None:
-        def answer(value: str) -> None:
-            self.state.pending_confirmation = None
-            self.state.answers.append(value)
-            answers.put(value)
-            self.set_status(f"{'denied' if value == 'deny' else 'allowed'}: {request['action']}")
-
-        self.state.pending_confirmation = request
-        self.view.ask(request, answer)
-        self.set_status(f"waiting for your answer: {request['action']}")
-
-    def _on_confirm_closed(self) -> None:
-        self.view.close_question()
-        self.state.pending_confirmation = None
-
-    def _on_finished(self, result: Any, recording: Path | None) -> None:
-        self.state.recording = recording
-        self.state.show_cost(result.usage.cost_usd)
-        spent = f", ${result.usage.cost_usd:.4f}" if self.state.job in MODEL_JOBS else ""
-        text = f"{result.status}: {result.message} ({result.steps} steps{spent})"
-        self.set_status(text, error=result.status == "error")
-
-    def _on_done(self) -> None:
-        self._on_confirm_closed()
-        self.state.running, self.state.paused, self.state.job = False, False, None
-        self.view.job_ended()
-        self.show_target()
-        self.view.refresh()
 
 
 __all__ = ["HOST_TARGET", "SANDBOX_TARGET", "AppController", "AppState", "AppView", "target_choices", "target_spec"]

@@ -1,5 +1,6 @@
 """The jobs of `deskpilot app`, each run in a worker thread: a goal, a task file, a replay, a recording,
-a report, storing the API key.
+a suite; and short background tasks: a report, a task file from a recording, the model server check,
+the run history, a run's final screen, storing the API key.
 
 A job reaches the app only through its `JobContext`: it posts events (`post(kind, *args)`), which
 the controller applies on the UI thread, follows the job's stop and pause signals, and asks the
@@ -122,14 +123,26 @@ def start_background(work: Callable[..., None], post: Callable[..., None], *args
     threading.Thread(target=body, daemon=True, name="deskpilot-task").start()
 
 
-def goal_job(job: JobContext, goal: str, options: RunOptions) -> None:
-    """Run a goal with the model on the target."""
+def check_model_server(options: RunOptions) -> None:
+    """Before a model run: the model's server answers and serves the model (doctor's check), else
+    EnvironmentProblem saying what to do; the Anthropic API key for Claude."""
     from agent.errors import EnvironmentProblem
     from agent.models.credentials import api_key
+    from agent.ui.app_models import server_problem, split_choice
+
+    problem = server_problem(options.model.model, options.model.base_url)
+    if problem:
+        raise EnvironmentProblem(problem)
+    if split_choice(options.model.model)[0] == "anthropic" and not api_key():  # a keyring may be slow: not on Tk
+        raise EnvironmentProblem("no Anthropic API key: set ANTHROPIC_API_KEY, or use File \u2192 Set API key\u2026")
+
+
+def goal_job(job: JobContext, goal: str, options: RunOptions) -> None:
+    """Run a goal with the model on the target (the model's server checked first)."""
     from agent.session import run_goal
 
-    if job.model is None and not api_key():  # here, not on the UI thread: a keyring may be slow to answer
-        raise EnvironmentProblem("no Anthropic API key: set ANTHROPIC_API_KEY, or use File \u2192 Set API key\u2026")
+    if job.model is None:
+        check_model_server(options)
     desktop = job.open_target(options, None)
     outcome = run_goal(goal, options, desktop=desktop, callbacks=job.callbacks(), model=job.model)
     job.post("finished", outcome.result, outcome.recording)
@@ -141,6 +154,8 @@ def task_job(job: JobContext, path: str, options: RunOptions) -> None:
     from agent.tasks.runner import run_task
 
     task = load_task(path)
+    if job.model is None and task.uses_model:
+        check_model_server(options)
     job.post("budget", task.limits.apply(options.loop.limits).max_cost_usd)
     size = task.display.size if task.display is not None and options.size is None else None
     desktop = job.open_target(options, size)
@@ -161,7 +176,7 @@ def replay_job(job: JobContext, path: Path, options: RunOptions) -> None:
 
 
 def record_job(job: JobContext, options: RunOptions) -> None:
-    """Record what a person does on the target until the job is stopped."""
+    """Record what a person does on the target until the job is stopped; then offer it as a task file."""
     from agent.replay.recorder import STOP_HOTKEY, record
 
     desktop = job.open_target(options, None)
@@ -169,6 +184,80 @@ def record_job(job: JobContext, options: RunOptions) -> None:
     outcome = record(options, desktop=desktop, stop=job.stop, on_step=job.on_step,
                      print_fn=lambda *parts, **_kw: job.post("note", " ".join(map(str, parts))))
     job.post("finished", outcome.result, outcome.recording)
+    if outcome.recording is not None and outcome.result.steps:
+        job.post("recorded", outcome.recording)
+
+
+def suite_job(job: JobContext, folder: str, attempts: int, engine: str, options: RunOptions) -> None:
+    """Run the task files of `folder` `attempts` times each on `engine`; progress as attempts end; the report."""
+    from agent.eval.run import SuiteOptions, run_suite
+    from agent.eval.suite import load_suite
+    from agent.ui.suite_report import write_suite_report
+
+    if engine == "ray":
+        from agent.eval.engines.ray_cluster import import_ray
+
+        import_ray()  # EnvironmentProblem naming the extra, before anything else
+    tasks = load_suite([folder])
+    if any(t.uses_model for t in tasks):
+        check_model_server(options)
+    total = sum(1 for _ in tasks) * attempts
+    job.post("suite_started", total, len(tasks))
+
+    def done(attempt: Any, progress: dict) -> None:
+        verdict = "passed" if attempt.passed else ("not passed" if attempt.status == "succeeded" else attempt.status)
+        job.post("attempt", {"task": attempt.task, "number": attempt.number, "verdict": verdict,
+                             "steps": attempt.steps, "seconds": round(attempt.duration_s, 1),
+                             "cost_usd": attempt.usage.cost_usd, "message": attempt.message}, progress)
+
+    suite = SuiteOptions(run=options, attempts=attempts, engine=engine, models=[options.model.model])
+    outcome = run_suite(tasks, suite, on_done=done, stop=job.stop)
+    report = write_suite_report(outcome.folder)
+    totals = outcome.summary["totals"]
+    text = (f"suite {'stopped' if outcome.interrupted else 'done'}: {totals['passed']}/{totals['attempts']} "
+            f"passed, ${totals['cost_usd']:.4f}, {totals['wall_s']:.0f} s")
+    job.post("suite_done", str(outcome.folder), str(report), text)
+
+
+def codegen_job(post: Callable[..., None], recording: Path, out: Path, open_editor: bool) -> None:
+    """Write the task file of a recording (agent.replay.codegen) and open it in the system editor."""
+    from agent.replay.codegen import generate
+    from agent.ui.app_open import open_in_editor
+
+    generated = generate(recording, out)
+    post("task_written", str(generated.path), generated.summary())
+    if open_editor:
+        post("note", f"task file {generated.path} ({generated.summary()}); {open_in_editor(generated.path)}")
+
+
+def check_job(post: Callable[..., None], model: str, base_url: str | None) -> None:
+    """The model server check, for the Check button."""
+    from agent.ui.app_models import check_text, server_problem
+
+    problem = server_problem(model, base_url)
+    post("error" if problem else "note", problem or f"model server: {check_text(model, base_url)}")
+
+
+def history_job(post: Callable[..., None], folder: Path) -> None:
+    """Read the runs of the recordings folder."""
+    from agent.ui.app_history import scan_runs
+
+    post("history", scan_runs(folder))
+
+
+def view_job(post: Callable[..., None], path: Path, box: tuple[int, int], with_rows: bool) -> None:
+    """A finished run's final screen (and its steps when `with_rows`) for the live view."""
+    from agent.ui.app_history import run_view
+
+    view = run_view(path, box)
+    post("still", view, view["rows"] if with_rows else None)
+
+
+def folder_job(post: Callable[..., None], path: Path) -> None:
+    """Show a folder in the file manager."""
+    from agent.ui.app_open import show_folder
+
+    post("note", show_folder(path))
 
 
 def report_job(post: Callable[..., None], path: Path) -> None:
@@ -176,8 +265,9 @@ def report_job(post: Callable[..., None], path: Path) -> None:
     import webbrowser
 
     from agent.ui.report import write_report
+    from agent.ui.suite_report import write_suite_report
 
-    report = write_report(path)
+    report = write_suite_report(path) if (path / "suite.json").is_file() else write_report(path)
     post("report", report)
     webbrowser.open(report.resolve().as_uri())
 

@@ -364,8 +364,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         seal()
         _stop_on_termination()
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    try:  # the app parses its own options: argparse's REMAINDER would refuse a leading --option
+        args = argparse.Namespace(command="app", rest=given[1:]) if given[:1] == ["app"] else parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
     try:

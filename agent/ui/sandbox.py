@@ -47,9 +47,11 @@ class Sandbox:
             return self._desktop
 
     def stop(self) -> None:
-        """Stop the sandbox's X server, if it runs."""
+        """Stop the sandbox's X server, if it runs (the live view lets go of it first)."""
         with self._lock:
             if self._desktop is not None:
+                if self._desktop.display:
+                    self.on_replace(self._desktop.display)
                 self._desktop.stop()
                 self._desktop = None
 
