@@ -369,6 +369,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = argparse.Namespace(command="app", rest=given[1:]) if given[:1] == ["app"] else parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
+    code = _run_command(args)
+    if argv is None:
+        _exit_on_late_signals(code)
+    return code
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    """Run the parsed command; its exit code, with errors and Ctrl-C mapped to theirs."""
     try:
         if args.command in ACTING and getattr(args, "out", None):
             from agent.recording.files import check_out_dir
@@ -384,6 +392,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         print(f"deskpilot {args.command}: {exc or 'interrupted'}", file=sys.stderr)
         return int(ExitCode.STOPPED)
+
+
+def _exit_on_late_signals(code: int) -> None:
+    """Once the command has ended (everything written), Ctrl-C, SIGTERM or SIGHUP during the interpreter's
+    own shutdown (a library's atexit clean-up) exits at once with the command's code, not a traceback."""
+    import contextlib
+    import os
+    import signal
+
+    def handler(_number: int, _frame: object) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(code)
+
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if signal.getsignal(getattr(signal, name)) != signal.SIG_IGN:
+            signal.signal(getattr(signal, name), handler)
 
 
 def _stop_on_termination() -> None:
