@@ -85,3 +85,32 @@ def test_screenshot_full_and_model_size(tmp_path: Path) -> None:
     assert decode(model.read_bytes()).shape == (804, 1430, 3)
     bad = run("screenshot", "--display", "virtual", "--out", str(tmp_path / "x.jpg"))
     assert bad.returncode == 2 and "PNG" in bad.stderr
+
+
+def test_ctrl_c_after_the_command_ended_keeps_its_exit_code(tmp_path: Path) -> None:
+    """A Ctrl-C that arrives once the command has returned (the console script not yet exited, a library
+    still cleaning up) exits at once with the command's own code, not Python's 'killed by SIGINT' (-2)."""
+    import signal
+
+    script = (
+        "import sys, time\n"
+        "from agent.ui import cli\n"
+        "sys.argv = ['deskpilot', 'schema']\n"
+        "code = cli.main()\n"
+        "print('ENDED', flush=True)\n"
+        "time.sleep(30)  # what comes after main() returns, made long enough to hit\n"
+        "sys.exit(code)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).parent.parent)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("ENDED"):
+            break
+    time.sleep(0.3)  # now in the atexit sleep
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(10) == 0
+    assert time.monotonic() - started < 5
+    assert '"$schema"' in "".join(lines) or '"properties"' in "".join(lines)
