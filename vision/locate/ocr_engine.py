@@ -103,10 +103,14 @@ class OcrEngine:
         self.fast: Recognizer = self.accurate
         if files.fast_rec is not None:
             self.fast = Recognizer(files.fast_rec, files.fast_chars, threads=threads)
-        # Warm every session so that the first real call pays no one-off set-up.
-        self.detector.detect(np.full((64, 256, 3), 255, np.uint8))
-        for recognizer in {id(r): r for r in (self.accurate, self.fast)}.values():
-            recognizer.recognize([np.full((32, 96, 3), 255, np.uint8)])
+        # Warm every session at the sizes a screen gives (a 1280x800 frame; a full batch of UI lines
+        # 17 px high), so that the first real look-up pays no one-off set-up (onnxruntime grows its
+        # buffers at the first call of each size): measured by benchmarks/ocr_find's fresh_process.
+        self.detector.detect(np.full((800, 1280, 3), 255, np.uint8))
+        line = np.full((17, 130, 3), 255, np.uint8)
+        self.fast.recognize([line] * 16)
+        if self.accurate is not self.fast:
+            self.accurate.recognize([line] * 4)
 
     def detect(self, pixels: np.ndarray, *, fine: bool = False) -> list[Box]:
         """Boxes (image pixels) of the text lines in a BGR image (`fine`: see TextDetector.detect)."""
