@@ -155,3 +155,19 @@ def test_a_deeply_nested_meta_is_refused(tmp_path: Path) -> None:
     text = json.dumps(meta)[:-1] + ', "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
     (rec / "meta.json").write_text(text, encoding="utf-8")
     refused(deskpilot("report", str(rec)), "meta.json", "nested")
+
+
+@pytest.mark.parametrize("field", ["frame", "anchor"])
+def test_a_file_name_with_a_nul_character_is_refused(tmp_path: Path, field: str) -> None:
+    """Found by benchmarks/hostile_inputs: a NUL in a step's frame name was a ValueError traceback."""
+    rec = recording(tmp_path)
+    lines = (rec / "steps.jsonl").read_text(encoding="utf-8").splitlines()
+    step = json.loads(lines[1])
+    if field == "frame":
+        step["frame"] = "frames/000\u00001.png"
+    else:
+        step["anchor"]["image"] = "anchors/a\u0000.png"
+    lines[1] = json.dumps(step)
+    (rec / "steps.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for args in (["report", str(rec)], ["replay", str(rec), "--display", ":99", "--out", str(tmp_path / "o")]):
+        refused(deskpilot(*args), "steps.jsonl", "line 2", "NUL")

@@ -53,6 +53,8 @@ def contained(root: Path, relative: str | Path, where: str, max_bytes: int) -> P
     regular file (a device, a pipe, a folder) or is bigger than `max_bytes`. Returns the path as
     `root / relative` (not resolved: links inside the folder stay as they are).
     """
+    if "\0" in str(relative):
+        raise RecordingError(f"{where}: {str(relative)!r} is not a file name (it holds a NUL character)")
     path = root / relative
     real_root = os.path.realpath(root)
     real = os.path.realpath(path)
