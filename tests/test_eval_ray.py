@@ -33,11 +33,35 @@ def cluster() -> str:
         ray.shutdown()
 
 
+_EARLIER_XVFB: set[int] = set()
+
+
+@pytest.fixture(autouse=True)
+def _earlier_xvfb() -> None:
+    """Xvfb servers already below us when a test starts (a session display of this pytest worker)."""
+    _EARLIER_XVFB.clear()
+    _EARLIER_XVFB.update(_xvfb_pids())
+
+
+def _xvfb_pids() -> set[int]:
+    found = set()
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.name() == "Xvfb" and child.status() != psutil.STATUS_ZOMBIE:
+                found.add(child.pid)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
 def xvfb_below_us() -> list[int]:
-    """Xvfb servers among this process's descendants (the test cluster's workers start them)."""
+    """Xvfb servers among this process's descendants that this test started (the test cluster's workers
+    start them)."""
     found = []
     for child in psutil.Process().children(recursive=True):
         try:
+            if child.pid in _EARLIER_XVFB:
+                continue
             if child.name() == "Xvfb" and child.status() != psutil.STATUS_ZOMBIE:
                 found.append(child.pid)
         except psutil.NoSuchProcess:

@@ -196,8 +196,7 @@ def _run_task_file(path: str, options: object, callbacks: object = None) -> obje
     from agent.session import Callbacks
     from agent.tasks.runner import run_task
 
-    preload_ocr()  # the OCR engine loads while the task file is checked and the session starts
-    task = _load_task(path)
+    task = _load_task(path)  # run_task starts loading the OCR engine; a refused file never loads it
     outcome = run_task(task, options, callbacks=callbacks or Callbacks(on_step=print_step))
     from agent.recording.writer import Recording
 
