@@ -58,7 +58,6 @@ class Probe:
             time.sleep(0.02)
 
 
-
 def pytest_configure(config: pytest.Config) -> None:
     """The tests press Ctrl-C on the programs they start, as a person at a terminal does. A suite started
     in the background (`cmd &`, nohup) has SIGINT ignored, and every child would inherit that and stay
@@ -67,6 +66,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAnthropic]:
