@@ -142,3 +142,15 @@ def entry(summary: dict, name: str, model: str | None = None) -> dict:
     """suite.json's entry for a task (and model)."""
     (found,) = [t for t in summary["tasks"] if t["name"] == name and t["model"] == model]
     return found
+
+
+def xvfb_children() -> set[int]:
+    """Pids of the live Xvfb servers among this process's descendants."""
+    found = set()
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.name() == "Xvfb" and child.status() != psutil.STATUS_ZOMBIE:
+                found.add(child.pid)
+        except psutil.NoSuchProcess:
+            continue
+    return found

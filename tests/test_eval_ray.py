@@ -17,7 +17,7 @@ from agent.eval.suite import load_suite
 from agent.loop import LoopConfig
 from agent.recording.writer import Recording
 from agent.session import Callbacks, RunOptions
-from tests.eval_helpers import Cli, entry, run, run_folder, suite, suite_json, write
+from tests.eval_helpers import Cli, entry, run, run_folder, suite, suite_json, write, xvfb_children
 
 ray = pytest.importorskip("ray")
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,33 +40,13 @@ _EARLIER_XVFB: set[int] = set()
 def _earlier_xvfb() -> None:
     """Xvfb servers already below us when a test starts (a session display of this pytest worker)."""
     _EARLIER_XVFB.clear()
-    _EARLIER_XVFB.update(_xvfb_pids())
-
-
-def _xvfb_pids() -> set[int]:
-    found = set()
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if child.name() == "Xvfb" and child.status() != psutil.STATUS_ZOMBIE:
-                found.add(child.pid)
-        except psutil.NoSuchProcess:
-            continue
-    return found
+    _EARLIER_XVFB.update(xvfb_children())
 
 
 def xvfb_below_us() -> list[int]:
     """Xvfb servers among this process's descendants that this test started (the test cluster's workers
     start them)."""
-    found = []
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if child.pid in _EARLIER_XVFB:
-                continue
-            if child.name() == "Xvfb" and child.status() != psutil.STATUS_ZOMBIE:
-                found.append(child.pid)
-        except psutil.NoSuchProcess:
-            continue
-    return found
+    return sorted(xvfb_children() - _EARLIER_XVFB)
 
 
 def settled_xvfb(grace: float = 5.0) -> list[int]:

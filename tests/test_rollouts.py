@@ -28,6 +28,7 @@ from agent.rollouts.select import fallback_choice
 from agent.session import Callbacks, RunOptions
 from agent.tasks.loader import parse_task
 from agent.types import ToolCall, Usage
+from tests.eval_helpers import xvfb_children
 from tests.fake_anthropic import message, text, tool_use
 from vision.diff import changed_boxes, screens_differ
 
@@ -66,26 +67,15 @@ def task_in(tmp_path: Path, form: dict):
 _EARLIER_XVFB: set[int] = set()  # servers of other tests' longer-lived fixtures, alive before this test
 
 
-def _xvfb_children() -> set[int]:
-    found = set()
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if child.name() == "Xvfb" and child.status() != psutil.STATUS_ZOMBIE:
-                found.add(child.pid)
-        except psutil.NoSuchProcess:
-            pass
-    return found
-
-
 @pytest.fixture(autouse=True)
 def _earlier_xvfb() -> None:
     _EARLIER_XVFB.clear()
-    _EARLIER_XVFB.update(_xvfb_children())
+    _EARLIER_XVFB.update(xvfb_children())
 
 
 def leftovers(attempt_dirs: list[str]) -> list[str]:
     """Xvfb servers started by this process (during this test) and demo apps of these attempts still alive."""
-    alive = [f"Xvfb {pid}" for pid in sorted(_xvfb_children() - _EARLIER_XVFB)]
+    alive = [f"Xvfb {pid}" for pid in sorted(xvfb_children() - _EARLIER_XVFB)]
     for proc in psutil.process_iter(["cmdline"]):
         line = " ".join(proc.info["cmdline"] or [])
         if "demo_app.py" in line and any(d in line for d in attempt_dirs):

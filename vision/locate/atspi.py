@@ -36,6 +36,18 @@ from vision.locate.accessibility import Key, Node, NoTree
 from vision.locate.find import Box
 from vision.locate.roles import ATSPI_ROLES, INTERACTIVE
 
+_GI_LOCK = threading.Lock()
+
+
+def _gi() -> tuple[Any, Any]:
+    """(Gio, GLib) from PyGObject. The first import runs under a lock: PyGObject's overrides are not
+    safe to import from several threads at once (GObject's copy GLib's names while GLib's are being
+    set up: "'gi.repository.GLib' object has no attribute 'Idle'"), and rollout attempts are threads."""
+    with _GI_LOCK:
+        from gi.repository import Gio, GLib
+    return Gio, GLib
+
+
 STATE_NAMES = (
     "invalid", "active", "armed", "busy", "checked", "collapsed", "defunct", "editable", "enabled", "expandable",
     "expanded", "focusable", "focused", "has-tooltip", "horizontal", "iconified", "modal", "multi-line",
@@ -109,7 +121,7 @@ class AtspiTree:
 
     def _open(self) -> Any:
         try:
-            from gi.repository import Gio, GLib
+            Gio, GLib = _gi()
         except ImportError as exc:
             raise NoTree(f"reading the accessibility tree needs PyGObject ({exc}): {INSTALL_HINT}") from None
         flags = Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION
@@ -162,7 +174,7 @@ class AtspiTree:
     def batch(self, calls: Sequence[Call], *, raw: bool = False) -> list[Any]:
         """Make every call at once (pipelined) and wait for all; each result is the unpacked reply (with `raw`,
         the GLib.Variant) or the GLib.Error it failed with."""
-        from gi.repository import Gio, GLib
+        Gio, GLib = _gi()
 
         bus = self.connect()
         results: list[Any] = [None] * len(calls)
@@ -193,7 +205,7 @@ class AtspiTree:
 
     def applications(self) -> list[Key]:
         """The applications registered on the accessibility bus."""
-        from gi.repository import GLib
+        _, GLib = _gi()
 
         (reply,) = self.batch([(REGISTRY, ROOT_PATH, ACCESSIBLE, "GetChildren", None, "(a(so))")])
         if isinstance(reply, GLib.Error):
@@ -203,7 +215,7 @@ class AtspiTree:
     # --- the TreeSource API -------------------------------------------------------------------
     def nodes(self) -> list[Node]:
         """Every object of every application (one GetItems call each; a walk where it fails)."""
-        from gi.repository import GLib
+        _, GLib = _gi()
 
         apps = self.applications()
         replies = self.batch([(name, "/org/a11y/atspi/cache", "org.a11y.atspi.Cache", "GetItems", None, None)
@@ -259,7 +271,7 @@ class AtspiTree:
 
     def child_at(self, key: Key, point: tuple[int, int]) -> Key | None:
         """The child of `key` under `point` as its toolkit hit-tests it (Component.GetAccessibleAtPoint), or None."""
-        from gi.repository import GLib
+        _, GLib = _gi()
 
         (reply,) = self.batch([(*key, "org.a11y.atspi.Component", "GetAccessibleAtPoint",
                                 GLib.Variant("(iiu)", (int(point[0]), int(point[1]), 0)), "((so))")])
@@ -290,7 +302,7 @@ class AtspiTree:
     def walk(self, level: list[tuple[Key, Key | None, int]], app: str, limit: int = MAX_NODES) -> list[Node]:
         """Read objects level by level from `level` ((object, parent, index) each; every call of a level at once),
         into applications and showing objects only."""
-        from gi.repository import GLib
+        _, GLib = _gi()
 
         found: list[Node] = []
         name_args = GLib.Variant("(ss)", (ACCESSIBLE, "Name"))
@@ -342,7 +354,7 @@ def _root_property(display: str | None) -> str | None:
 
 
 def _screen_coords() -> Any:
-    from gi.repository import GLib
+    _, GLib = _gi()
 
     return GLib.Variant("(u)", (0,))  # ATSPI_COORD_TYPE_SCREEN
 
