@@ -114,3 +114,27 @@ def test_ctrl_c_after_the_command_ended_keeps_its_exit_code(tmp_path: Path) -> N
     assert proc.wait(10) == 0
     assert time.monotonic() - started < 5
     assert '"$schema"' in "".join(lines) or '"properties"' in "".join(lines)
+
+
+def test_ctrl_c_during_the_interpreters_last_teardown_keeps_the_exit_code() -> None:
+    """After atexit, Python puts SIGINT's default action back; a Ctrl-C while a library's threads still
+    end (Ray's driver) killed the process (-2). Here the C library sleeps as the process exits."""
+    import signal
+
+    script = (
+        "import ctypes, sys\n"
+        "libc = ctypes.CDLL(None)\n"
+        "libc.on_exit(ctypes.cast(libc.sleep, ctypes.c_void_p), None)  # sleep(exit status) at the very end\n"
+        "from agent.ui import cli\n"
+        "sys.argv = ['deskpilot', 'act', '{not json', '--display', ':99']\n"
+        "code = cli.main()\n"
+        "print('ENDED', code, flush=True)\n"
+        "sys.exit(code)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=Path(__file__).parent.parent)
+    line = proc.stdout.readline()
+    assert line.strip() == "ENDED 2", line + proc.stderr.read()
+    time.sleep(0.8)  # past the interpreter's teardown, inside the C library's sleep(2)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(10) == 2

@@ -358,10 +358,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `deskpilot` console script (`argv` None: the process's own arguments, and its
     secret variables are sealed first, see agent.vault)."""
     if argv is None:
+        import atexit
+
         from agent.vault import seal
 
         seal()
         _stop_on_termination()
+        atexit.register(_ignore_signals_from_now_on)  # registered first, so it runs after every other
     parser = build_parser()
     given = list(sys.argv[1:] if argv is None else argv)
     try:  # the app parses its own options: argparse's REMAINDER would refuse a leading --option
@@ -409,6 +412,16 @@ def _exit_on_late_signals(code: int) -> None:
     for name in ("SIGINT", "SIGTERM", "SIGHUP"):
         if signal.getsignal(getattr(signal, name)) != signal.SIG_IGN:
             signal.signal(getattr(signal, name), handler)
+
+
+def _ignore_signals_from_now_on() -> None:
+    """The last atexit step: Ctrl-C, SIGTERM and SIGHUP are ignored for the rest of the interpreter's
+    teardown, where Python has put back their default action (a signal then would kill the process,
+    exit -2, although the command ended and wrote everything; a Ray driver's threads take a moment)."""
+    import signal
+
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 def _stop_on_termination() -> None:
