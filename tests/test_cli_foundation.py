@@ -108,7 +108,7 @@ def test_ctrl_c_after_the_command_ended_keeps_its_exit_code(tmp_path: Path) -> N
         lines.append(line)
         if line.startswith("ENDED"):
             break
-    time.sleep(0.3)  # now in the atexit sleep
+    time.sleep(0.3)  # now in the sleep after main() returned
     started = time.monotonic()
     proc.send_signal(signal.SIGINT)
     assert proc.wait(10) == 0

@@ -396,6 +396,9 @@ def _run_command(args: argparse.Namespace) -> int:
         return int(ExitCode.STOPPED)
 
 
+_ENDING_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")  # the signals that end a command (see _stop_on_termination)
+
+
 def _exit_on_late_signals(code: int) -> None:
     """Once the command has ended (everything written), Ctrl-C, SIGTERM or SIGHUP during the interpreter's
     own shutdown (a library's atexit clean-up) exits at once with the command's code, not a traceback."""
@@ -409,7 +412,7 @@ def _exit_on_late_signals(code: int) -> None:
                 stream.flush()
         os._exit(code)
 
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+    for name in _ENDING_SIGNALS:
         if signal.getsignal(getattr(signal, name)) != signal.SIG_IGN:
             signal.signal(getattr(signal, name), handler)
 
@@ -420,7 +423,7 @@ def _ignore_signals_from_now_on() -> None:
     exit -2, although the command ended and wrote everything; a Ray driver's threads take a moment)."""
     import signal
 
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+    for name in _ENDING_SIGNALS:
         signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
