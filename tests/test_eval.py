@@ -334,3 +334,40 @@ def marked_commands(mark: str) -> list[str]:
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
     return found
+
+
+def test_ctrl_c_while_the_engine_closes_does_not_lose_the_attempts() -> None:
+    """A second Ctrl-C often lands while a local Ray shuts down: the attempts still come back."""
+    import os
+    import signal
+    from types import SimpleNamespace
+
+    from agent.eval.attempt import Attempt
+    from agent.eval.engines.base import Engine
+
+    class ClosesSlowly(Engine):
+        ended: list[Attempt] = []
+
+        def _start(self, spec, on_step) -> None:  # type: ignore[no-untyped-def]
+            self.ended.append(Attempt(spec.index, None, status="succeeded", exit_code=0, message="done"))
+
+        def _collect(self, timeout: float) -> list[Attempt]:
+            done, self.ended = self.ended, []
+            return done
+
+        def _stop_one(self, index: int, reason: str) -> None:
+            pass
+
+        def _abandon(self) -> list[Attempt]:
+            return []
+
+        def close(self) -> None:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C pressed as the engine shuts down
+            time.sleep(0.3)
+            self.closed = True
+
+    engine = ClosesSlowly(2)
+    specs = [SimpleNamespace(index=i) for i in range(2)]
+    attempts = engine.run(specs, on_done=lambda attempt: None)  # type: ignore[arg-type]
+    assert [(a.index, a.status) for a in attempts] == [(0, "succeeded"), (1, "succeeded")] and engine.closed
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C works again afterwards

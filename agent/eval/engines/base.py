@@ -10,12 +10,15 @@ Stopping: Ctrl-C (KeyboardInterrupt in the caller's thread) or the caller's `sto
 every running attempt (each ends "stopped" with its recording complete) and starts no other
 (those come back "not started"). A second Ctrl-C, or attempts still running `grace_s` seconds
 after the stop, are abandoned: the engine ends them by force (a worker process or Ray task is
-killed; a thread cannot be, so the thread engine waits unless Ctrl-C comes twice).
+killed; a thread cannot be, so the thread engine waits unless Ctrl-C comes twice). Closing the
+engine at the end (a local Ray's shutdown takes a second) is not interrupted by Ctrl-C.
 A watchdog stops an attempt that overruns `limit_s` by WATCHDOG_GRACE_S (a hung model call).
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
@@ -117,9 +120,22 @@ class Engine(ABC):
                     stop.stop("interrupted by the user (Ctrl-C)")
                     stopped_at = self._stop_all(stop_reason(stop), queue)
         finally:
-            self.close()
+            self._close_uninterrupted()
         why = self.interrupted or "the run was stopped"
         return [results.get(s.index) or not_started(s, why) for s in specs]
+
+    def _close_uninterrupted(self) -> None:
+        """`close()`, with Ctrl-C ignored meanwhile (main thread only): every attempt has ended, and a
+        Ctrl-C (say a second one, pressed while a local Ray shuts down) would otherwise lose the
+        suite's results."""
+        if threading.current_thread() is not threading.main_thread():
+            self.close()
+            return
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            self.close()
+        finally:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
 
     def _ended(self, attempt: Attempt, results: dict[int, Attempt], on_done: OnDone) -> None:
         if attempt.index in results:
