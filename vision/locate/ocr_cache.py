@@ -59,6 +59,8 @@ class TextFinder:
     """OCR with memory: keeps the last frame's text lines and what was read there; for the next
     frame, detects again only the parts that changed. A look-up reads only the lines its query
     needs; the lines it skipped are read afterwards in a background thread (`background=True`).
+    A query of Latin-script text has lines read for Latin-script characters only (faster); a
+    later query with other characters has those lines read again whole.
 
     Changed pixels are found by diffing against the previous frame (`vision.diff`), grouped in
     `tile`-pixel tiles; each changed area is padded by `pad` (x, y), grown to cover every known
@@ -82,6 +84,7 @@ class TextFinder:
         self._origin: tuple[int, int] = (0, 0)
         self._lines: list[Line] = []
         self._fine = False  # the lines come from a fine detection
+        self._latin = True  # the last query was Latin-script text: so are the background's readings
 
     def reset(self) -> None:
         """Forget the cached frame and lines."""
@@ -120,8 +123,10 @@ class TextFinder:
             if not self._fine and needs_fine_detection(query, exact=exact, min_score=min_score):
                 self._detect_fine(engine)
             pool = [ln for ln in self._lines if region is None or intersect(ln.box, region)]
-            wanted = [ln for ln in could_hold(pool, query, exact=exact, min_score=min_score) if not ln.read]
-            engine.read_lines(self._pixels, self._origin, wanted, accurate=False)
+            latin = self._latin = engine.fast.reads_latin(query)
+            wanted = [ln for ln in could_hold(pool, query, exact=exact, min_score=min_score)
+                      if not ln.read or (ln.fast_latin and not latin and ln.accurate is None)]
+            engine.read_lines(self._pixels, self._origin, wanted, accurate=False, latin=latin)
             self.stats.lines_fast += len(wanted)
             self.stats.lines_deferred += sum(1 for ln in pool if not ln.read)
             confirm = to_confirm(pool, query, exact=exact, min_score=min_score)
@@ -245,7 +250,7 @@ class TextFinder:
                     chunk = _unread(self._lines)[:BACKGROUND_CHUNK]
                     if not chunk or self._pixels is None:
                         return
-                    get_engine().read_lines(self._pixels, self._origin, chunk, accurate=False)
+                    get_engine().read_lines(self._pixels, self._origin, chunk, accurate=False, latin=self._latin)
                     self.stats.lines_background += len(chunk)
         finally:
             _workers.discard(threading.current_thread())

@@ -62,13 +62,15 @@ class Line:
     """A detected text line (screen pixels) and what each recogniser has read there so far.
 
     `fast`/`accurate` are the line's words as each recogniser read them (None: not read yet;
-    empty: nothing legible). `words` is the best reading there is.
+    empty: nothing legible); `fast_latin`: the fast reading saw only Latin-script characters.
+    `words` is the best reading there is.
     """
 
     box: Box
     id: int = field(default_factory=lambda: next(_line_ids))
     fast: tuple[TextBox, ...] | None = None
     accurate: tuple[TextBox, ...] | None = None
+    fast_latin: bool = False
 
     @property
     def read(self) -> bool:
@@ -99,38 +101,57 @@ class OcrEngine:
         self.files = files
         self.paths = files.as_dict()
         self.detector: TextDetector = TextDetector(files.det, threads=threads)
+        self.fast_detector: TextDetector | None = None
+        if files.fast_det is not None:
+            self.fast_detector = TextDetector(files.fast_det, threads=threads)
         self.accurate: Recognizer = Recognizer(files.rec, threads=threads)
         self.fast: Recognizer = self.accurate
         if files.fast_rec is not None:
-            self.fast = Recognizer(files.fast_rec, files.fast_chars, threads=threads)
-        # Warm every session at the sizes a screen gives (a 1280x800 frame; a full batch of UI lines
-        # 17 px high), so that the first real look-up pays no one-off set-up (onnxruntime grows its
-        # buffers at the first call of each size): measured by benchmarks/ocr_find's fresh_process.
-        self.detector.detect(np.full((800, 1280, 3), 255, np.uint8))
+            self.fast = Recognizer(files.fast_rec, files.fast_chars, threads=threads, latin_head=True)
+        # Warm the sessions a look-up uses at the sizes a screen gives (a 1280x800 frame; a changed
+        # area; a full batch of UI lines 17 px high), so that the first real look-up pays no one-off
+        # set-up (onnxruntime grows its buffers at the first call of each size): measured by
+        # benchmarks/ocr_find's fresh_process. The whole fast model (non-Latin queries) is not warmed.
+        self.detect(np.full((800, 1280, 3), 255, np.uint8))
+        self.detector.detect(np.full((96, 480, 3), 255, np.uint8))  # a changed area, detected again
         line = np.full((17, 130, 3), 255, np.uint8)
-        self.fast.recognize([line] * 16)
+        self.fast.recognize([line] * 16, latin=True)
         if self.accurate is not self.fast:
             self.accurate.recognize([line] * 4)
 
     def detect(self, pixels: np.ndarray, *, fine: bool = False) -> list[Box]:
-        """Boxes (image pixels) of the text lines in a BGR image (`fine`: see TextDetector.detect)."""
-        return self.detector.detect(as_bgr(pixels), fine=fine)
+        """Boxes (image pixels) of the text lines in a BGR image (`fine`: see TextDetector.detect).
+
+        A whole screen (an image the detector shrinks) at the usual scale goes to the tiny detector
+        when it ships: on a Tk form and an editor it found every line the small one finds, in about
+        half the time; smaller images, and fine detections, go to the small one (the tiny one
+        misses lone glyphs, such as a calculator's keys and display).
+        """
+        pixels = as_bgr(pixels)
+        detector = self.detector
+        if self.fast_detector is not None and not fine and detector.config.scale_for(*pixels.shape[:2]) < 1.0:
+            detector = self.fast_detector
+        return detector.detect(pixels, fine=fine)
 
     def read_lines(self, pixels: np.ndarray, origin: tuple[int, int], lines: Sequence[Line], *,
-                   accurate: bool) -> None:
+                   accurate: bool, latin: bool = False) -> None:
         """Read `lines` (screen boxes on the image whose top-left pixel is `origin`) with one
-        recogniser, storing the words in each line's `fast` or `accurate` reading."""
+        recogniser, storing the words in each line's `fast` or `accurate` reading. The fast one reads
+        monospaced lines narrower, and with `latin` only Latin-script characters
+        (`Recognizer.recognize`)."""
         if not lines:
             return
         ox, oy = origin
         crops = [pixels[ln.box[1] - oy:ln.box[3] - oy, ln.box[0] - ox:ln.box[2] - ox] for ln in lines]
         recognizer = self.accurate if accurate else self.fast
-        for line, reading in zip(lines, recognizer.recognize(crops), strict=True):
+        rough = recognizer is not self.accurate  # the fast model's reading (not one it stands in for)
+        readings = recognizer.recognize(crops, narrow_monospace=rough, latin=latin and rough)
+        for line, reading in zip(lines, readings, strict=True):
             words = line_words(line, reading)
-            if accurate or recognizer is self.accurate:
+            if not rough:
                 line.accurate = words
             if not accurate:
-                line.fast = words
+                line.fast, line.fast_latin = words, latin and rough
 
     def lines(self, pixels: np.ndarray, origin: tuple[int, int] = (0, 0), *, fine: bool = False) -> list[Line]:
         """The text lines of a BGR image, detected but not read yet (screen pixels)."""

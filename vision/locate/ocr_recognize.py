@@ -2,12 +2,15 @@
 
 Crops are scaled to the model's 48-pixel height and batched by width, each padded only to its
 batch's widest crop (rapidocr pads every crop to at least 320 columns, which triples the cost
-of short UI labels); the cost is about proportional to the columns read. Word boxes come from
-the CTC character positions.
+of short UI labels); the cost is about proportional to the columns read. A monospaced line can be
+read narrower, checked by its character count (`ocr_pitch`), and a Latin-script reading can use a
+classifier cut down to Latin characters (`ocr_head`). Word boxes come from the CTC character
+positions.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from collections.abc import Sequence
@@ -15,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vision.locate.ocr_head import WireError, latin_subset, restrict_classifier
 from vision.locate.ocr_models import open_session
+from vision.locate.ocr_pitch import Cells, monospace_cells
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,6 +28,8 @@ if TYPE_CHECKING:
 HEIGHT = 48
 BATCH_LINES = 16  # measured: 16 crops or 6000 columns a batch beat 1, 4 and 64 crops on 2 cores
 BATCH_COLUMNS = 6000
+CELL_COLUMNS = 13  # columns a monospaced character is read at (usually 17-20); measured on an editor: 11 let
+# substitutions through (m read as n) that the count check cannot see, 12 and 13 none
 OUTER_MARGIN = 1.0  # pitches between a line's outer characters (their CTC positions) and its word edges
 Char = tuple[str, float, float]  # a decoded character: (text, x in crop pixels, probability)
 
@@ -40,10 +47,15 @@ class Recognizer:
     """Reads line crops with one recognition model; thread-safe.
 
     `chars`: the model's character table (one per line of a file), or None to take it from the
-    model's metadata (`character`), as rapidocr's models carry it.
+    model's metadata (`character`), as rapidocr's models carry it. `latin_head`: keep a second
+    session whose classifier scores only the characters of Latin-script text (`ocr_head`), for
+    `recognize(latin=True)`.
     """
 
-    def __init__(self, model: Path, chars: Path | None = None, threads: int = -1) -> None:
+    def __init__(self, model: Path, chars: Path | None = None, threads: int = -1, *,
+                 latin_head: bool = False) -> None:
+        import numpy as np
+
         self.model = model
         self._session = open_session(model, threads)
         if chars is not None:
@@ -55,17 +67,60 @@ class Recognizer:
             table = meta["character"].splitlines()
         self._chars = ["", *table, " "]  # CTC blank first, space last
         self._input = self._session.get_inputs()[0].name
+        latin_ids = latin_subset(self._chars)
+        self._latin_chars = frozenset(self._chars[i] for i in latin_ids)
+        self._latin_ids = np.asarray(latin_ids)
+        restricted = None
+        if latin_head:
+            with contextlib.suppress(WireError):  # a file this reader cannot edit: the whole model reads
+                restricted = restrict_classifier(model, latin_ids)
+        self._latin_session = open_session(restricted, threads) if restricted is not None else None
+        self.narrowed = 0  # lines read narrower and kept (counters, for benchmarks)
+        self.read_again = 0  # lines read narrower whose character count was off, read again
+
+    def reads_latin(self, text: str) -> bool:
+        """True when a Latin-only reading (`recognize(latin=True)`) can show every character of `text`."""
+        return all(ch in self._latin_chars for ch in text if not ch.isspace())
 
     def columns(self, crop_shape: tuple[int, ...]) -> int:
         """How many input columns a crop of this shape costs (the work is about proportional)."""
         return max(8, math.ceil(HEIGHT * crop_shape[1] / max(1, crop_shape[0])))
 
-    def recognize(self, crops: Sequence[np.ndarray]) -> list[Reading]:
-        """Read BGR line crops; one Reading per crop, in order."""
+    def recognize(self, crops: Sequence[np.ndarray], *, narrow_monospace: bool = False,
+                  latin: bool = False) -> list[Reading]:
+        """Read BGR line crops; one Reading per crop, in order.
+
+        `latin`: read only the characters of Latin-script text (letters, digits, punctuation and
+        symbols; `ocr_head.latin_subset`), faster, with confidences among those characters.
+
+        `narrow_monospace`: read lines of monospaced text (`ocr_pitch`) at CELL_COLUMNS columns a
+        character, and keep such a reading only when it has one character per cell; the other
+        lines, and those whose count is off, are read at the usual width.
+        """
+        widths = [self.columns(c.shape) for c in crops]
+        narrow: dict[int, Cells] = {}
+        if narrow_monospace:
+            for i, crop in enumerate(crops):
+                cells = monospace_cells(crop)
+                if cells is not None and math.ceil(crop.shape[1] * CELL_COLUMNS / cells.pitch) < widths[i]:
+                    narrow[i] = cells
+                    widths[i] = math.ceil(crop.shape[1] * CELL_COLUMNS / cells.pitch)
+        readings = self._read(crops, widths, latin)
+        again = [i for i, cells in narrow.items() if len(readings[i].text) != cells.count]
+        if again:
+            for i, reading in zip(again, self._read([crops[i] for i in again],
+                                                    [self.columns(crops[i].shape) for i in again], latin),
+                                         strict=True):
+                readings[i] = reading
+        self.narrowed += len(narrow) - len(again)
+        self.read_again += len(again)
+        return readings
+
+    def _read(self, crops: Sequence[np.ndarray], widths: Sequence[int], latin: bool) -> list[Reading]:
+        """Read crops, each scaled to HEIGHT rows and its `widths` columns, in batches of similar widths."""
         import cv2
         import numpy as np
 
-        widths = [self.columns(c.shape) for c in crops]
         order = sorted(range(len(crops)), key=lambda i: widths[i])
         results: list[Reading | None] = [None] * len(crops)
         start = 0
@@ -83,10 +138,13 @@ class Recognizer:
                 batch[k, :, :, : widths[i]] = resized.transpose(2, 0, 1)
                 batch[k, :, :, : widths[i]] *= np.float32(2.0 / 255.0)
                 batch[k, :, :, : widths[i]] -= np.float32(1.0)
-            preds = self._session.run(None, {self._input: batch})[0]
+            session = self._latin_session if latin and self._latin_session is not None else self._session
+            preds = session.run(None, {self._input: batch})[0]
             ids_best = preds.argmax(axis=2)
             probs = np.take_along_axis(preds, ids_best[..., None], axis=2)[..., 0]
-            steps = preds.shape[1]
+            if session is self._latin_session:
+                ids_best = self._latin_ids[ids_best]  # back to the model's class ids
+            steps = ids_best.shape[1]
             for k, i in enumerate(ids):
                 results[i] = self._decode(ids_best[k], probs[k], width / steps * crops[i].shape[1] / widths[i])
             start = end
