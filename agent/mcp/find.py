@@ -1,5 +1,8 @@
 """The MCP `find` tool: text on the screen by OCR, in screenshot pixels.
 
+The look-up is query-led (`TextFinder.find_text`): only the lines that could hold the text are
+read, and the finder keeps what it read for the next call on the same screen.
+
 Every match is returned (several places showing the same text are all listed, in reading order),
 as `{"matches": [{"text", "box", "center"}]}`: `box` is `[x0, y0, x1, y1]` (x1/y1 exclusive) and
 `center` the point to click, both in the pixels of the screenshots the server returns. Nothing
@@ -40,7 +43,6 @@ def find_on_screen(finder: TextFinder, frame: Frame, mapping: ScreenMap, *, text
                    name: str | None, exact: bool = False) -> Answer:
     """Look for `text` on `frame`; an error Answer for a bad query, a role query, or nothing found."""
     from vision.locate.find import AmbiguousMatch, NotFound
-    from vision.locate.text_match import match_text
 
     if role is not None or name is not None:
         if text is not None:
@@ -48,16 +50,14 @@ def find_on_screen(finder: TextFinder, frame: Frame, mapping: ScreenMap, *, text
         return Answer(ROLE_UNAVAILABLE, error=True)
     if text is None or not text.strip():
         return Answer("the text to find is empty: give {\"text\": \"words on the screen\"}", error=True)
-    words = finder.read(frame)
-    try:
-        matches = match_text(words, text, exact=exact)
+    try:  # query-led: only the lines that could hold the text are read (see vision.locate.ocr_plan)
+        matches = finder.find_text(frame, text, exact=exact)
     except AmbiguousMatch as exc:  # every place it shows is an answer here
         matches = list(exc.candidates)
     except NotFound as exc:
         closest = [as_match(mapping, m) for m in exc.candidates]
         listing = "".join(f"\n  {json.dumps(m)}" for m in closest) or " none similar"
-        seen = "" if closest else f" ({len(words)} words read)"
-        return Answer(f"text {text!r}{' (exact)' if exact else ''} is not on the screen{seen}; closest "
+        return Answer(f"text {text!r}{' (exact)' if exact else ''} is not on the screen; closest "
                       f"texts:{listing}", error=True, data={"matches": [], "closest": closest})
     from vision.locate.find import reading_order
 
