@@ -409,3 +409,36 @@ def test_observe_without_a_tree_says_so_once(desktop_factory, tmp_path: Path) ->
 def test_run_refuses_an_unknown_observe_mode() -> None:
     result = deskpilot("run", "do it", "--observe", "tree")
     assert result.returncode == 2 and "argument --observe: invalid choice: 'tree'" in result.stderr
+
+
+def test_mcp_find_by_role_and_name_on_galculator(desktop, tmp_path: Path) -> None:
+    """An MCP client finds galculator's keys by role and name, in screenshot pixels, and clicks one."""
+    import anyio
+
+    from tests.mcp_harness import stdio_session, texts
+    from tests.test_mcp import screen_map
+
+    desktop.launch(["galculator"])
+    wait_for_element(desktop, "button", "7")
+    mapping = screen_map(desktop.size())
+
+    async def main() -> None:
+        async with stdio_session(desktop.display, tmp_path / "rec") as client:
+            seven = await client.call_tool("find", {"role": "button", "name": "7"})
+            assert not seven.is_error, texts(seven)
+            [match] = seven.structured_content["matches"]
+            assert (match["role"], match["name"]) == ("button", "7")
+            element = Snapshot(AtspiTree(desktop.env())).find("button", "7")[0]
+            assert match["box"][:2] == list(mapping.to_model(*element.box[:2]))
+            for key in ("7", "*", "6", "="):
+                [found] = (await client.call_tool("find", {"role": "button", "name": key, "exact": True})
+                           ).structured_content["matches"]
+                await client.call_tool("computer", {"action": "left_click", "coordinate": found["center"]})
+            shown = await client.call_tool("find", {"text": "42"})
+            assert not shown.is_error, texts(shown)  # the keys landed: 7 * 6 = 42 on the display
+            ties = await client.call_tool("find", {"role": "button", "name": "M"})  # MS, MR, M+ ...: all listed
+            assert not ties.is_error and len(ties.structured_content["matches"]) >= 2, texts(ties)
+            missing = await client.call_tool("find", {"role": "checkbox", "name": "7"})
+            assert missing.is_error and "not found" in texts(missing) and "'7'" in texts(missing)
+
+    anyio.run(main)

@@ -301,8 +301,10 @@ def test_find_returns_every_match_in_screenshot_pixels(desktop_factory, tmp_path
             missing = await client.call_tool("find", {"text": "marmosets"})
             assert missing.is_error and "is not on the screen" in texts(missing) and "marmot" in texts(missing)
             assert missing.structured_content["closest"]
-            role = await client.call_tool("find", {"role": "button", "name": "OK"})
-            assert role.is_error and "not available yet" in texts(role)
+            role = await client.call_tool("find", {"role": "button", "name": "OK"})  # a Tk window: no tree
+            assert role.is_error and "no application on this display exposes an accessibility tree" in texts(role)
+            both = await client.call_tool("find", {"text": "OK", "role": "button"})
+            assert both.is_error and "either text, or role and name" in texts(both)
             empty = await client.call_tool("find", {})
             assert empty.is_error and "empty" in texts(empty)
 

@@ -178,7 +178,7 @@ class Desk:
             return Answer(f"{model_action.action} done; the screen after it settled ({image.size}):", image)
 
     def find(self, text: str | None, role: str | None, name: str | None, exact: bool) -> Answer:
-        """Text on the screen by OCR, in screenshot pixels; see agent.mcp.find."""
+        """Text on the screen by OCR, or elements by role and name, in screenshot pixels; see agent.mcp.find."""
         from agent.mcp.find import find_on_screen
 
         args = {k: v for k, v in (("text", text), ("role", role), ("name", name)) if v is not None}
@@ -190,7 +190,8 @@ class Desk:
 
                 self._finder = TextFinder()
             frame = self.stepper.grab()
-            answer = find_on_screen(self._finder, frame, self.mapping, text=text, role=role, name=name, exact=exact)
+            answer = find_on_screen(self._finder, frame, self.mapping, text=text, role=role, name=name, exact=exact,
+                                    tree=lambda: self.session.tree)
             self.journal.log_call("find", args, answer, frame=frame)
             return answer
 

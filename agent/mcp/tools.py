@@ -50,11 +50,14 @@ COMPUTER = (
     "Every action passes deskpilot's safety policy: risky ones (session keys such as ctrl+alt+Delete, typing sudo "
     "or rm -rf into a terminal, ...) need a person's confirmation or are refused. An invalid, out-of-bounds or "
     "refused action is an error that says why, and nothing is done.")
-FIND = ("Find text on the desktop's screen by OCR. Give `text` (a word or phrase; case and small OCR slips are "
-        "tolerated unless `exact` is true). Returns JSON {{\"matches\": [{{\"text\", \"box\": [x0, y0, x1, y1], "
-        "\"center\": [x, y]}}]}} in pixels of the {size} screenshot, every place it shows in reading order; click a "
-        "match's center with the computer tool. Not found: an error naming the closest texts seen. Elements by "
-        "accessibility `role` and `name` are not available yet.")
+FIND = ("Find text on the desktop's screen by OCR, or elements by accessibility role and name. Give `text` (a word "
+        "or phrase; case and small OCR slips are tolerated unless `exact` is true), or `role` (ARIA names: button, "
+        "textbox, checkbox, menuitem, link, ...) and/or `name` (a case-insensitive part of the element's name; the "
+        "whole name, case included, with `exact`). Returns JSON {{\"matches\": [{{\"text\" (or \"role\" and "
+        "\"name\"), \"box\": [x0, y0, x1, y1], \"center\": [x, y]}}]}} in pixels of the {size} screenshot, every "
+        "equally good match in reading order; click a match's center with the computer tool. Not found: an error "
+        "naming the closest texts seen, or for elements what exists but does not show and the name under other "
+        "roles. Elements need an application with an accessibility tree (GTK, Qt; not Tk).")
 RUN_TASK = ("Run a deskpilot task file (YAML: setup commands, scripted steps that find targets by text or image, "
             "checks) on this desktop. `path`: the file, absolute or relative to the server's working directory. "
             "Returns the outcome (succeeded or failed, with why), every check, and `recording: PATH`, the run's "
@@ -186,8 +189,8 @@ def register(server: Any, desk: Desk, mark: Callable[[], None], reporter: Report
     async def find(
         text: Annotated[str | None, Field(description="the words to find on the screen")] = None,
         exact: Annotated[bool, Field(description="same words and case, no OCR tolerance")] = False,
-        role: Annotated[str | None, Field(description="accessibility role (not available yet)")] = None,
-        name: Annotated[str | None, Field(description="accessibility name (not available yet)")] = None,
+        role: Annotated[str | None, Field(description="accessibility role, ARIA's name (button, textbox, ...)")] = None,
+        name: Annotated[str | None, Field(description="accessibility name, or a part of it")] = None,
     ) -> Any:
         args = {k: v for k, v in (("text", text), ("role", role), ("name", name)) if v is not None}
         return await run("find", args, functools.partial(desk.find, text, role, name, exact))
