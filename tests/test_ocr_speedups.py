@@ -109,3 +109,19 @@ def test_whole_screens_go_to_the_tiny_detector_and_it_finds_every_line() -> None
         return area / ((box[2] - box[0]) * (box[3] - box[1]))
 
     assert all(covered(box) > 0.6 for box in small), [box for box in small if covered(box) <= 0.6]
+
+
+def test_odd_crops_are_not_monospaced_text_and_long_lines_are_counted() -> None:
+    blank = np.full((24, 900, 3), 255, np.uint8)
+    assert monospace_cells(blank) is None and monospace_cells(np.zeros((24, 900, 3), np.uint8)) is None
+    assert monospace_cells(blank[:, :40]) is None and monospace_cells(blank[:4]) is None
+    [crop] = line_crops(rendered([("0123456789" * 30, MONO, 15)], size=(3000, 60)))
+    cells = monospace_cells(crop)
+    assert cells is not None and cells.count == 300
+    # Wider than the FFT's usual size: padded further, never cut short (a count off by one would only
+    # mean the line is read again at full width).
+    image = Image.new("RGB", (9200, 30), "white")
+    ImageDraw.Draw(image).text((20, 6), "0123456789" * 100, fill="black", font=ImageFont.truetype(MONO, 15))
+    cells = monospace_cells(np.array(image)[:, :, ::-1].copy())
+    assert cells is not None and abs(cells.pitch - ImageFont.truetype(MONO, 15).getlength("0")) < 0.01
+    assert abs(cells.count - 1000) <= 1

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 MIN_CELLS = 16  # shorter lines gain little from a narrower reading
 MIN_SCORE = 1.4  # periodicity needed: spectral amplitude x sqrt(cells); proportional text scored <= 1.25
 PITCH_RANGE = (0.25, 0.75)  # cell width as a fraction of the line box's height
-FFT_SIZE = 8192  # zero-padded: the pitch comes out to about 0.01 px, enough to count 100 cells
+FFT_SIZE = 8192  # at least; zero-padded: the pitch comes out to about 0.01 px, enough to count 100 cells
 
 
 @dataclass(frozen=True)
@@ -53,16 +53,17 @@ def monospace_cells(crop: np.ndarray) -> Cells | None:
     first, last = int(inked[0]), int(inked[-1])
     signal = profile[first:last + 1] - profile[first:last + 1].mean()
     n = len(signal)
-    spectrum = np.abs(np.fft.rfft(signal, FFT_SIZE))
-    low = max(1, math.ceil(FFT_SIZE / (PITCH_RANGE[1] * h)))  # bins: frequency = bin / FFT_SIZE
-    high = min(len(spectrum) - 2, int(FFT_SIZE / (PITCH_RANGE[0] * h)))
+    size = max(FFT_SIZE, 1 << (n - 1).bit_length())  # zero-padded, never cut short
+    spectrum = np.abs(np.fft.rfft(signal, size))
+    low = max(1, math.ceil(size / (PITCH_RANGE[1] * h)))  # bins: frequency = bin / size
+    high = min(len(spectrum) - 2, int(size / (PITCH_RANGE[0] * h)))
     if high <= low:
         return None
     k = low + int(spectrum[low:high + 1].argmax())
     a, b, c = spectrum[k - 1], spectrum[k], spectrum[k + 1]
     curve = a - 2 * b + c
     peak = k + (0.5 * (a - c) / curve if curve < 0 else 0.0)  # parabolic refinement between bins
-    pitch = FFT_SIZE / peak
+    pitch = size / peak
     cells = n / pitch
     amplitude = b / (np.abs(signal).sum() + 1e-9)
     if cells < MIN_CELLS or amplitude * math.sqrt(cells) < MIN_SCORE:
