@@ -20,7 +20,8 @@ finds that the tiny one misses), the fine scale, full size; every line read by t
 fast model; the fast model reading monospaced lines narrower vs at full width (and how many were read
 narrower, and read again when their character count was off); its classifier over Latin characters
 vs all 6,906; query-led reading vs reading every line fast; batches of 16 vs one crop at a time.
-Medians of RUNS ($OCR_FIND_RUNS, default 20); $OCR_FIND_SCREENS picks screens (default "tk,mousepad").
+Medians of RUNS ($OCR_FIND_RUNS, default 20); $OCR_FIND_SCREENS picks screens (default "tk,mousepad";
+"xterm" adds a terminal showing a file listing, `xterm_screen`).
 The 1-minute load average before and after is
 reported (other processes slow wall-clock times). Prints one JSON object.
 Run: `python -m benchmarks.ocr_find`.
@@ -194,6 +195,58 @@ def mousepad_screen() -> Iterator[Screen]:
                 return word
 
             yield Screen("mousepad", PHRASE, capture.grab, change)
+    finally:
+        desktop.stop()
+
+
+LISTING_PHRASE = "quarterly_ledger_archive.csv"
+
+
+def listing_text() -> str:
+    """A 40-line `ls -l`-style listing (permissions, sizes, dates, file names), the phrase once."""
+    import random
+
+    rng = random.Random(11)
+    stems = ["report", "ledger", "invoice", "budget", "archive", "backup", "summary", "payroll", "quarterly"]
+    exts = [".csv", ".py", ".txt", ".json", ".tar.gz", ".log"]
+    lines = []
+    for n in range(40):
+        name = (LISTING_PHRASE if n == 27 else
+                f"{rng.choice(stems)}_{rng.choice(stems)}_{rng.randint(2019, 2026)}{rng.choice(exts)}")
+        mode = rng.choice(["-rw-r--r--", "-rwxr-xr-x", "drwxr-xr-x", "-rw-------"])
+        lines.append(f"{mode} 1 ada staff {rng.randint(120, 9_999_999):>9} Dec {rng.randint(1, 28):>2} "
+                     f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d} {name}")
+    return "\n".join(lines) + "\n"
+
+
+@contextmanager
+def xterm_screen() -> Iterator[Screen]:
+    """xterm (DejaVu Sans Mono 11) at 1280x800 showing a 40-line file listing; a change types a
+    word at the shell's prompt. Optional (OCR_FIND_SCREENS=...,xterm): a terminal's monospaced,
+    punctuation-dense text, for the narrow monospaced reading."""
+    from actions.platform.x11.desktop import VirtualDesktop
+    from tests.real_apps import require, wait_still
+    from vision.capture import Screen as Capture
+    from vision.geometry import Size
+
+    require("xterm", "xdotool")
+    desktop = VirtualDesktop(Size(1280, 800), window_manager=True).start()
+    try:
+        with tempfile.TemporaryDirectory() as folder, Capture(desktop.display) as capture:
+            listing = Path(folder) / "listing.txt"
+            listing.write_text(listing_text(), encoding="utf-8")
+            desktop.launch(["xterm", "-geometry", "150x46+0+0", "-fa", "DejaVu Sans Mono", "-fs", "11", "-e", "bash",
+                            "--norc", "-i", "-c", f"cat {listing}; PS1='$ ' exec bash --norc -i"])
+            time.sleep(1.0)
+            wait_still(capture)
+            env = dict(os.environ, DISPLAY=desktop.display)
+
+            def change(i: int) -> str:
+                word = f"tag{i:02d}"
+                subprocess.run(["xdotool", "type", "--delay", "0", word + " "], env=env, check=True)
+                return word
+
+            yield Screen("xterm", LISTING_PHRASE, capture.grab, change)
     finally:
         desktop.stop()
 
@@ -441,7 +494,8 @@ def main() -> None:
     load_before = os.getloadavg()
     engine_load_s = ocr.load_engine()
     wanted = os.environ.get("OCR_FIND_SCREENS", "tk,mousepad").split(",")
-    screens = {name: measure(cm) for name, cm in (("tk", tk_screen), ("mousepad", mousepad_screen)) if name in wanted}
+    known = (("tk", tk_screen), ("mousepad", mousepad_screen), ("xterm", xterm_screen))
+    screens = {name: measure(cm) for name, cm in known if name in wanted}
     print(json.dumps({
         "benchmark": "ocr_find",
         "cores": os.cpu_count(),

@@ -109,13 +109,18 @@ class OcrEngine:
         if files.fast_rec is not None:
             self.fast = Recognizer(files.fast_rec, files.fast_chars, threads=threads, latin_head=True)
         # Warm the sessions a look-up uses at the sizes a screen gives (a 1280x800 frame; a changed
-        # area; a full batch of UI lines 17 px high), so that the first real look-up pays no one-off
-        # set-up (onnxruntime grows its buffers at the first call of each size): measured by
-        # benchmarks/ocr_find's fresh_process. The whole fast model (non-Latin queries) is not warmed.
+        # area; a full batch of UI lines 17 px high; a monospaced line), so that the first real look-up
+        # pays no one-off set-up (onnxruntime grows its buffers at the first call of each size; numpy's
+        # FFT and rapidfuzz are imported): measured by benchmarks/ocr_find's fresh_process. The whole
+        # fast model (non-Latin queries) is not warmed.
         self.detect(np.full((800, 1280, 3), 255, np.uint8))
         self.detector.detect(np.full((96, 480, 3), 255, np.uint8))  # a changed area, detected again
         line = np.full((17, 130, 3), 255, np.uint8)
         self.fast.recognize([line] * 16, latin=True)
+        cells = np.full((22, 400, 3), 255, np.uint8)  # a monospaced-looking line: the narrow reading's path too
+        for x in range(2, 396, 9):
+            cells[6:16, x:x + 5] = 0
+        self.fast.recognize([cells], narrow_monospace=True, latin=True)
         if self.accurate is not self.fast:
             self.accurate.recognize([line] * 4)
 
@@ -203,6 +208,9 @@ def _load() -> OcrEngine:
                 _state.engine = OcrEngine()
             except ImportError as exc:
                 raise OcrUnavailable(f"OCR needs onnxruntime and opencv ({exc}); pip install onnxruntime") from exc
+            from vision.locate.text_match import similarity  # here, not at import: text_match imports this module
+
+            similarity("warm", "up")  # imports rapidfuzz, which the first look-up's matching needs
             _state.load_s = time.monotonic() - start
             _state.loaded_at = time.monotonic()
         return _state.engine

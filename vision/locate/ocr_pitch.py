@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 MIN_CELLS = 16  # shorter lines gain little from a narrower reading
 MIN_SCORE = 1.4  # periodicity needed: spectral amplitude x sqrt(cells); proportional text scored <= 1.25
 PITCH_RANGE = (0.25, 0.75)  # cell width as a fraction of the line box's height
+MAX_GAP = 1.9  # cells of blank between two inked columns: above it, a run of spaces (one space leaves 1.1-1.7)
 FFT_SIZE = 8192  # at least; zero-padded: the pitch comes out to about 0.01 px, enough to count 100 cells
 
 
@@ -36,7 +37,9 @@ class Cells:
 
 
 def monospace_cells(crop: np.ndarray) -> Cells | None:
-    """The character cells of a BGR line crop when it is monospaced text, else None."""
+    """The character cells of a BGR line crop when it is monospaced text whose characters a reading can
+    be checked against, else None: not monospaced, too short, or with a run of spaces (aligned columns,
+    indentation inside the line), which a CTC reading collapses to one space."""
     import cv2
     import numpy as np
 
@@ -63,9 +66,11 @@ def monospace_cells(crop: np.ndarray) -> Cells | None:
     a, b, c = spectrum[k - 1], spectrum[k], spectrum[k + 1]
     curve = a - 2 * b + c
     peak = k + (0.5 * (a - c) / curve if curve < 0 else 0.0)  # parabolic refinement between bins
-    pitch = size / peak
+    pitch = float(size / peak)
     cells = n / pitch
     amplitude = b / (np.abs(signal).sum() + 1e-9)
     if cells < MIN_CELLS or amplitude * math.sqrt(cells) < MIN_SCORE:
         return None
+    if len(inked) > 1 and int(np.diff(inked).max()) > MAX_GAP * pitch:
+        return None  # two spaces or more somewhere: a reading has one space for them, so its count cannot check
     return Cells(pitch, math.floor((last - first) / pitch + 0.5))

@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 HEIGHT = 48
 BATCH_LINES = 16  # measured: 16 crops or 6000 columns a batch beat 1, 4 and 64 crops on 2 cores
 BATCH_COLUMNS = 6000
-CELL_COLUMNS = 13  # columns a monospaced character is read at (usually 17-20); measured on an editor: 11 let
-# substitutions through (m read as n) that the count check cannot see, 12 and 13 none
+CELL_COLUMNS = 14  # columns a monospaced character is read at (usually 17-20). Measured: on an editor 11 and 12
+# let substitutions through that the count check cannot see (m read as n, l as i), 13 none; on a terminal's
+# listing 13 read 5 lines worse than full width ("." as " ", "w" as "W"), 14 one, and fewer errors overall
 OUTER_MARGIN = 1.0  # pitches between a line's outer characters (their CTC positions) and its word edges
 Char = tuple[str, float, float]  # a decoded character: (text, x in crop pixels, probability)
 
