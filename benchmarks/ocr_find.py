@@ -174,6 +174,18 @@ def tk_screen() -> Iterator[Screen]:
         xvfb.wait(timeout=10)
 
 
+def typing_a_word(display: str) -> Callable[[int], str]:
+    """A screen's small change: type the word `tagNN ` where the keyboard focus is; returns the word."""
+    env = dict(os.environ, DISPLAY=display)
+
+    def change(i: int) -> str:
+        word = f"tag{i:02d}"
+        subprocess.run(["xdotool", "type", "--delay", "0", word + " "], env=env, check=True)
+        return word
+
+    return change
+
+
 @contextmanager
 def mousepad_screen() -> Iterator[Screen]:
     """mousepad at 1280x800 with openbox; a change types a new word at the start of the first line."""
@@ -187,14 +199,7 @@ def mousepad_screen() -> Iterator[Screen]:
         with tempfile.TemporaryDirectory() as folder, Capture(desktop.display) as capture:
             start_mousepad(desktop, Path(folder))
             wait_still(capture)
-            env = dict(os.environ, DISPLAY=desktop.display)
-
-            def change(i: int) -> str:
-                word = f"tag{i:02d}"
-                subprocess.run(["xdotool", "type", "--delay", "0", word + " "], env=env, check=True)
-                return word
-
-            yield Screen("mousepad", PHRASE, capture.grab, change)
+            yield Screen("mousepad", PHRASE, capture.grab, typing_a_word(desktop.display))
     finally:
         desktop.stop()
 
@@ -239,14 +244,7 @@ def xterm_screen() -> Iterator[Screen]:
                             "--norc", "-i", "-c", f"cat {listing}; PS1='$ ' exec bash --norc -i"])
             time.sleep(1.0)
             wait_still(capture)
-            env = dict(os.environ, DISPLAY=desktop.display)
-
-            def change(i: int) -> str:
-                word = f"tag{i:02d}"
-                subprocess.run(["xdotool", "type", "--delay", "0", word + " "], env=env, check=True)
-                return word
-
-            yield Screen("xterm", LISTING_PHRASE, capture.grab, change)
+            yield Screen("xterm", LISTING_PHRASE, capture.grab, typing_a_word(desktop.display))
     finally:
         desktop.stop()
 
