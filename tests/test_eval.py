@@ -371,3 +371,21 @@ def test_ctrl_c_while_the_engine_closes_does_not_lose_the_attempts() -> None:
     attempts = engine.run(specs, on_done=lambda attempt: None)  # type: ignore[arg-type]
     assert [(a.index, a.status) for a in attempts] == [(0, "succeeded"), (1, "succeeded")] and engine.closed
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C works again afterwards
+
+
+def test_results_are_written_whatever_ctrl_c_comes_meanwhile() -> None:
+    """`ctrl_c_held`, around writing a suite's results and report: Ctrl-C inside is ignored, and works after."""
+    import os
+    import signal
+
+    from agent.eval.engines.base import ctrl_c_held
+
+    written = []
+    with ctrl_c_held():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+        written.append("suite.json")
+    assert written == ["suite.json"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)

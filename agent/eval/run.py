@@ -164,6 +164,7 @@ def run_suite(tasks: Sequence[SuiteTask], options: SuiteOptions, *, on_done: Cal
     `engine`: an Engine to use instead of the one the options name (benchmarks, tests).
     """
     from agent.eval.engines import make_engine
+    from agent.eval.engines.base import ctrl_c_held
 
     if not tasks:
         raise BadInput("the suite has no tasks")
@@ -202,8 +203,9 @@ def run_suite(tasks: Sequence[SuiteTask], options: SuiteOptions, *, on_done: Cal
             folder.rmdir()
         raise
     wall = time.monotonic() - started
-    summary = _summary(plan, attempts, folder, engine, options, created, wall)
-    (folder / SUITE_FILE).write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    with ctrl_c_held():  # the attempts have ended: their results are written whatever Ctrl-C comes now
+        summary = _summary(plan, attempts, folder, engine, options, created, wall)
+        (folder / SUITE_FILE).write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return SuiteOutcome(folder, summary, attempts, _exit_code(summary, attempts, engine.interrupted),
                         engine.interrupted)
 

@@ -100,6 +100,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Run the suite; a line per attempt as it ends; the table; `recording: PATH` last."""
+    from agent.eval.engines.base import ctrl_c_held
     from agent.eval.run import SuiteOptions, run_suite
     from agent.eval.suite import load_suite
     from agent.loop import LoopConfig
@@ -127,12 +128,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
           f"{args.attempts} attempt{'s' if args.attempts != 1 else ''} each: {total} attempts on {args.engine}",
           flush=True)
     outcome = run_suite(tasks, options, on_done=print_attempt)
-    write_suite_report(outcome.folder)
-    print(summary_table(outcome.summary))
-    if outcome.interrupted:
-        print(f"stopped: {outcome.interrupted}")
-    print(f"report: {outcome.folder / 'report.html'}")
-    print(f"recording: {outcome.folder}")
+    with ctrl_c_held():  # a second Ctrl-C while the report is written would lose the table and the folder's name
+        write_suite_report(outcome.folder)
+        print(summary_table(outcome.summary))
+        if outcome.interrupted:
+            print(f"stopped: {outcome.interrupted}")
+        print(f"report: {outcome.folder / 'report.html'}")
+        print(f"recording: {outcome.folder}", flush=True)
     return outcome.exit_code
 
 

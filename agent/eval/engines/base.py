@@ -11,7 +11,8 @@ every running attempt (each ends "stopped" with its recording complete) and star
 (those come back "not started"). A second Ctrl-C, or attempts still running `grace_s` seconds
 after the stop, are abandoned: the engine ends them by force (a worker process or Ray task is
 killed; a thread cannot be, so the thread engine waits unless Ctrl-C comes twice). Closing the
-engine at the end (a local Ray's shutdown takes a second) is not interrupted by Ctrl-C.
+engine at the end (a local Ray's shutdown takes a second) is not interrupted by Ctrl-C, nor is
+writing the results (`ctrl_c_held`, which callers use too).
 A watchdog stops an attempt that overruns `limit_s` by WATCHDOG_GRACE_S (a hung model call).
 """
 
@@ -22,7 +23,8 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from agent.eval.attempt import Attempt, AttemptSpec, not_started
@@ -33,6 +35,20 @@ POLL_S = 0.1
 STOP_GRACE_S = 30.0  # after a stop, attempts still running this long are abandoned (where an engine can)
 
 OnDone = Callable[[Attempt], None]
+
+
+@contextmanager
+def ctrl_c_held() -> Iterator[None]:
+    """Ctrl-C is ignored inside (main thread only; elsewhere nothing changes): for writing results once
+    every attempt has ended, which a second Ctrl-C would otherwise cut short (no summary, no report)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
 OnStep = Callable[[dict, Usage], None]
 
 
@@ -120,22 +136,10 @@ class Engine(ABC):
                     stop.stop("interrupted by the user (Ctrl-C)")
                     stopped_at = self._stop_all(stop_reason(stop), queue)
         finally:
-            self._close_uninterrupted()
+            with ctrl_c_held():  # every attempt has ended: a Ctrl-C now (a local Ray's shutdown takes a second)
+                self.close()     # would lose the results
         why = self.interrupted or "the run was stopped"
         return [results.get(s.index) or not_started(s, why) for s in specs]
-
-    def _close_uninterrupted(self) -> None:
-        """`close()`, with Ctrl-C ignored meanwhile (main thread only): every attempt has ended, and a
-        Ctrl-C (say a second one, pressed while a local Ray shuts down) would otherwise lose the
-        suite's results."""
-        if threading.current_thread() is not threading.main_thread():
-            self.close()
-            return
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            self.close()
-        finally:
-            signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
 
     def _ended(self, attempt: Attempt, results: dict[int, Attempt], on_done: OnDone) -> None:
         if attempt.index in results:
