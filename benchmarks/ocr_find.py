@@ -11,7 +11,7 @@ Two screens on private virtual desktops:
 For each: `first` = `TextFinder().find_text(frame, PHRASE)` on an empty cache with the engine
 loaded (median of RUNS; the background reader is waited for between runs, outside the timing);
 `fresh_process` = the first look-up of a new process whose engine loaded in the background first
-(as `deskpilot run` does during setup), 3 processes; `repeat` = after the small change, the same
+(as `deskpilot run` does during setup), 5 processes; `repeat` = after the small change, the same
 finder looks up the changed text; `tesseract` = `pytesseract.image_to_data` on the same frame,
 with its default OpenMP threads and with OMP_THREAD_LIMIT=1 (faster on 2 cores); the ratio uses
 the faster. `words` = words each reads on the frame. `levers` = what each change buys, on the
@@ -301,7 +301,7 @@ print(json.dumps({{"first_ms": took, "first_cpu_ms": cpu, **load_timeline()}}))
 """
 
 
-def measure_fresh(frame: Any, phrase: str, runs: int = 3) -> dict[str, Any]:
+def measure_fresh(frame: Any, phrase: str, runs: int = 5) -> dict[str, Any]:
     """The first look-up of new processes (the engine loaded in the background during a 2 s "setup")."""
     import cv2
 
