@@ -128,8 +128,8 @@ class _Node:
     outputs: list[str]
 
 
-def _tensor(buf: bytes) -> tuple[str, np.ndarray]:
-    """A FLOAT initializer's name and values."""
+def _tensor(buf: bytes) -> np.ndarray:
+    """A FLOAT initializer's values."""
     import numpy as np
 
     name = next(iter(_strings(buf, TENSOR_NAME)), "")
@@ -139,7 +139,7 @@ def _tensor(buf: bytes) -> tuple[str, np.ndarray]:
     raw = b"".join(f.value for f in fields(buf) if f.number == TENSOR_RAW_DATA and isinstance(f.value, bytes))
     if not raw:  # packed float_data
         raw = b"".join(f.value for f in fields(buf) if f.number == TENSOR_FLOAT_DATA and isinstance(f.value, bytes))
-    return name, np.frombuffer(raw, "<f4").reshape(dims).astype(np.float32)
+    return np.frombuffer(raw, "<f4").reshape(dims).astype(np.float32)
 
 
 def _float_tensor(name: str, values: np.ndarray) -> bytes:
@@ -195,8 +195,8 @@ def restrict_classifier(path: Path, ids: Sequence[int]) -> bytes | None:
     matmul = producer(next((name for name in add.inputs if name != bias_name), ""))
     if bias_name is None or matmul is None or matmul.op != "MatMul" or matmul.inputs[1] not in constants:
         return None
-    _, weight = _tensor(constants[matmul.inputs[1]])
-    _, bias = _tensor(constants[bias_name])
+    weight = _tensor(constants[matmul.inputs[1]])
+    bias = _tensor(constants[bias_name])
     if weight.ndim != 2 or bias.shape != (weight.shape[1],) or not ids or max(ids) >= len(bias):
         return None
     keep = np.asarray(ids)
