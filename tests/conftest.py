@@ -99,6 +99,16 @@ def desktop(desktop_factory: Callable[..., VirtualDesktop]) -> VirtualDesktop:
     return desktop_factory()
 
 
+def x_servers(display: str) -> set[int]:
+    """The processes listening on display `display`'s socket now. Xvfb started with -displayfd writes no lock
+    file, and the two xdist workers' servers take freed display numbers again, so a display's number alone
+    does not say whose server answers on it."""
+    import psutil
+
+    path = f"/tmp/.X11-unix/X{display.lstrip(':')}"
+    return {c.pid for c in psutil.net_connections("unix") if c.laddr == path and c.pid is not None}
+
+
 def start_probe(desktop: VirtualDesktop, path: Path) -> Probe:
     """Launch the probe window on `desktop` and wait until it is ready."""
     desktop.launch([sys.executable, str(TESTS / "probe_window.py"), str(path)])

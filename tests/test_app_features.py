@@ -22,6 +22,7 @@ import psutil
 import pytest
 
 from actions.platform import open_executor
+from tests.conftest import x_servers
 from tests.fake_anthropic import FakeAnthropic, message, text, tool_use
 from tests.fake_openai import FakeOpenAI, chat, function_call
 from tests.test_app import ROOT, AppDriver, meta_of
@@ -139,10 +140,14 @@ def test_sandbox_run_keeps_its_final_screen_and_the_history_reopens_replays_and_
 
         sandbox = state["sandbox"]
         assert sandbox and os.path.exists(f"/tmp/.X11-unix/X{sandbox[1:]}")
+        (pid,) = x_servers(sandbox)
+        server = psutil.Process(pid)  # the sandbox's Xvfb
+        assert server.name() == "Xvfb"
         app.click("stop_sandbox")
         state = app.wait(lambda s: s["sandbox"] is None and "sandbox stopped" in s["status"], "the sandbox to stop")
+        # its server ends (the display's number may then serve another test's Xvfb: the suite runs in two workers)
         deadline = time.monotonic() + 10
-        while os.path.exists(f"/tmp/.X11-unix/X{sandbox[1:]}"):
+        while server.is_running() and server.status() != psutil.STATUS_ZOMBIE:
             assert time.monotonic() < deadline, "the sandbox's X server is still there"
             time.sleep(0.1)
         time.sleep(0.5)  # a live frame would have replaced the still by now
