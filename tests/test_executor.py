@@ -233,7 +233,7 @@ def test_hold_key_and_wait(rig: Rig) -> None:
     assert [e["keysym"] for e in events if e["type"] in ("keypress", "keyrelease")][-1] == "Shift_L"
     started = time.monotonic()
     rig.act({"action": "wait", "duration": 0.3}, model_space=False)
-    assert 0.3 <= time.monotonic() - started < 1.0
+    assert 0.3 <= time.monotonic() - started < 2.0
 
 
 

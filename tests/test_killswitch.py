@@ -106,7 +106,7 @@ def test_hotkey_abandons_a_slow_model_call(fake, where: Where, tmp_path: Path) -
     time.sleep(0.3)
     triggered = press_hotkey(desktop.display)
     thread.join(timeout=10)
-    assert box["ended"] - triggered < 0.5  # the in-flight call is abandoned, not awaited
+    assert box["ended"] - triggered < 2  # the in-flight call (30 s) is abandoned, not awaited
     assert box["outcome"].result.exit_code == 3
     assert "while waiting for the model" in box["outcome"].result.message
     assert Recording.load(box["outcome"].recording).meta["status"] == "stopped"

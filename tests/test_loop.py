@@ -318,7 +318,7 @@ def test_interrupt_answers_pending_tool_calls_and_stops(fake, desktop, tmp_path:
         outcome = run_goal("wait", options(tmp_path), desktop=desktop, stop=stop)
     finally:
         Agent.__init__ = original_init
-    assert time.monotonic() - stopped_at[0] < 1.0  # the 30 s wait was cut short
+    assert time.monotonic() - stopped_at[0] < 2  # the 30 s wait was cut short
     assert outcome.result.exit_code == 3 and outcome.result.status == "stopped"
     last_turn = agents[0].history[-1]
     answers = {call.id: result for call, result in last_turn.results}
