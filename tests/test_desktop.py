@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -180,3 +181,34 @@ def test_existing_display_stops_only_what_it_launched(monkeypatch: pytest.Monkey
             assert (host.kind, host.display) == ("host", virtual.display)
         with pytest.raises(ValueError, match="auto chose the host display"):
             open_desktop("auto", size=Size(800, 600))
+
+
+def test_gtk_scrollbars_hold_still_on_a_private_desktop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GTK 3's overlay scrollbars appear on every pointer move over a scrolled view and fade out for about 0.8 s:
+    the screen would not settle until then after each click in an editor. A private desktop turns them off
+    for its programs; an existing display, or the user's own setting, is left as it is."""
+    import numpy as np
+
+    from tests.real_apps import start_mousepad, wait_still
+    from vision.capture import Screen
+
+    monkeypatch.delenv("GTK_OVERLAY_SCROLLING", raising=False)
+    with VirtualDesktop(Size(1280, 800), window_manager=True) as desk:
+        assert desk.env()["GTK_OVERLAY_SCROLLING"] == "0"
+        assert "GTK_OVERLAY_SCROLLING" not in ExistingDisplay(desk.display).env()
+        monkeypatch.setenv("GTK_OVERLAY_SCROLLING", "1")
+        assert desk.env()["GTK_OVERLAY_SCROLLING"] == "1"
+        monkeypatch.delenv("GTK_OVERLAY_SCROLLING")
+
+        start_mousepad(desk, tmp_path)
+        screen = Screen(desk.display)
+        before = wait_still(screen)
+        subprocess.run(["xdotool", "mousemove", "300", "400", "click", "1"], env=desk.env(), check=True, timeout=10)
+        strip = (slice(60, 740), slice(1260, 1280))  # the text view's right edge, where the scrollbar is
+        frames = [before.pixels[strip]]
+        deadline = time.monotonic() + 1.2
+        while time.monotonic() < deadline:
+            frames.append(screen.grab().pixels[strip])
+            time.sleep(0.02)
+        changes = sum(not np.array_equal(a, b) for a, b in itertools.pairwise(frames))
+        assert changes == 0, f"the scrollbar changed {changes} times after a click"
