@@ -385,13 +385,12 @@ def levers(frame: Any, phrase: str) -> dict[str, Any]:
 
     import vision.locate.ocr_recognize as recognize
     from vision.locate import ocr
-    from vision.locate.find import iou
+    from vision.locate.find import box_area, intersect, iou
     from vision.locate.ocr_engine import Line, get_engine
 
     def inside_share(box: Any, other: Any) -> float:  # the share of `box` that `other` covers
-        w = max(0, min(box[2], other[2]) - max(box[0], other[0]))
-        h = max(0, min(box[3], other[3]) - max(box[1], other[1]))
-        return w * h / max(1, (box[2] - box[0]) * (box[3] - box[1]))
+        overlap = intersect(box, other)
+        return box_area(overlap) / max(1, box_area(box)) if overlap is not None else 0.0
 
     engine = get_engine()
     pixels, origin = frame.pixels, frame.origin

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from vision.locate.ocr_cache import TextFinder
     from vision.locate.text_match import TextMatch
 
+
 def model_box(mapping: ScreenMap, box: tuple[int, int, int, int]) -> list[int]:
     """A screen box [x0, y0, x1, y1) as the smallest box of model pixels covering it."""
     x0, y0 = mapping.to_model(box[0], box[1])
@@ -73,7 +74,7 @@ def find_on_screen(finder: TextFinder, frame: Frame, mapping: ScreenMap, *, text
                    name: str | None, exact: bool = False, tree: Callable[[], TreeSource] | None = None) -> Answer:
     """Look for `text` on `frame`, or (`role`/`name`) for elements in the tree `tree()` gives; an error
     Answer for a bad query or nothing found."""
-    from vision.locate.find import AmbiguousMatch, NotFound
+    from vision.locate.find import AmbiguousMatch, NotFound, reading_order
 
     if role is not None or name is not None:
         if text is not None:
@@ -93,8 +94,6 @@ def find_on_screen(finder: TextFinder, frame: Frame, mapping: ScreenMap, *, text
         listing = "".join(f"\n  {json.dumps(m)}" for m in closest) or " none similar"
         return Answer(f"text {text!r}{' (exact)' if exact else ''} is not on the screen; closest "
                       f"texts:{listing}", error=True, data={"matches": [], "closest": closest})
-    from vision.locate.find import reading_order
-
     data = {"matches": [as_match(mapping, m) for m in reading_order(matches)]}
     return Answer(json.dumps(data), data=data)
 

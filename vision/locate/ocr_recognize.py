@@ -103,9 +103,11 @@ class Recognizer:
         if narrow_monospace:
             for i, crop in enumerate(crops):
                 cells = monospace_cells(crop)
-                if cells is not None and math.ceil(crop.shape[1] * CELL_COLUMNS / cells.pitch) < widths[i]:
-                    narrow[i] = cells
-                    widths[i] = math.ceil(crop.shape[1] * CELL_COLUMNS / cells.pitch)
+                if cells is None:
+                    continue
+                width = math.ceil(crop.shape[1] * CELL_COLUMNS / cells.pitch)
+                if width < widths[i]:
+                    narrow[i], widths[i] = cells, width
         readings = self._read(crops, widths, latin)
         again = [i for i, cells in narrow.items() if len(readings[i].text) != cells.count]
         if again:
@@ -122,6 +124,7 @@ class Recognizer:
         import cv2
         import numpy as np
 
+        session = self._latin_session if latin and self._latin_session is not None else self._session
         order = sorted(range(len(crops)), key=lambda i: widths[i])
         results: list[Reading | None] = [None] * len(crops)
         start = 0
@@ -139,7 +142,6 @@ class Recognizer:
                 batch[k, :, :, : widths[i]] = resized.transpose(2, 0, 1)
                 batch[k, :, :, : widths[i]] *= np.float32(2.0 / 255.0)
                 batch[k, :, :, : widths[i]] -= np.float32(1.0)
-            session = self._latin_session if latin and self._latin_session is not None else self._session
             preds = session.run(None, {self._input: batch})[0]
             ids_best = preds.argmax(axis=2)
             probs = np.take_along_axis(preds, ids_best[..., None], axis=2)[..., 0]

@@ -35,6 +35,7 @@ POLL_S = 0.1
 STOP_GRACE_S = 30.0  # after a stop, attempts still running this long are abandoned (where an engine can)
 
 OnDone = Callable[[Attempt], None]
+OnStep = Callable[[dict, Usage], None]
 
 
 @contextmanager
@@ -49,7 +50,6 @@ def ctrl_c_held() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
-OnStep = Callable[[dict, Usage], None]
 
 
 class Engine(ABC):
