@@ -173,7 +173,9 @@ class Executor:
         for chunk in _chunks(text, TYPE_CHUNK, self.backend.spare_keycodes):
             if self._cancel.is_set():
                 raise Cancelled
-            self.backend.type_chunk(chunk)
+            self.backend.type_chunk(chunk, self._cancel)
+        if self._cancel.is_set():  # a backend that types key by key may have stopped part-way
+            raise Cancelled
 
     def _Key(self, action: Key) -> None:
         for _ in range(action.repeat or 1):

@@ -2,7 +2,8 @@
 
 Run as `python probe_window.py OUT.jsonl`. The first line is {"type": "ready", ...} once the
 window is mapped and focused. Each event line holds its type and, as applicable, the button,
-root coordinates, keysym, character, modifier state and scroll direction. The text typed into
+root coordinates, keysym, character, modifier state, scroll direction and the X server's timestamp
+of the event in milliseconds ("xtime"; "t" is the wall-clock time the probe wrote the line). The text typed into
 the window's text area is recorded as {"type": "text", "value": ...} after each key release.
 """
 
@@ -37,7 +38,7 @@ def main(path: str) -> None:
     def button(kind: str):
         def handler(event: tk.Event) -> None:
             record = {"type": kind, "button": event.num, "x": event.x_root, "y": event.y_root,
-                      "state": event.state}
+                      "state": event.state, "xtime": event.time}
             if kind == "press" and event.num in SCROLL:
                 shifted = event.state & 0x1 and event.num in SHIFTED_SCROLL
                 record["scroll"] = SHIFTED_SCROLL[event.num] if shifted else SCROLL[event.num]
@@ -46,7 +47,8 @@ def main(path: str) -> None:
 
     def key(kind: str):
         def handler(event: tk.Event) -> None:
-            write({"type": kind, "keysym": event.keysym, "char": event.char, "state": event.state})
+            write({"type": kind, "keysym": event.keysym, "char": event.char, "state": event.state,
+                   "xtime": event.time})
             if kind == "keyrelease":
                 write({"type": "text", "value": text.get("1.0", "end-1c")})
         return handler

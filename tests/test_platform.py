@@ -52,7 +52,7 @@ class FakeInput:
     def key(self, keysym: int, down: bool) -> None:
         self.calls.append(("key", keysym, down))
 
-    def type_chunk(self, text: str) -> None:
+    def type_chunk(self, text: str, stop: threading.Event | None = None) -> None:
         self.calls.append(("type", text))
 
     def position(self) -> tuple[int, int]:

@@ -11,6 +11,7 @@ import ctypes
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -443,6 +444,37 @@ def test_typing_shares_the_spare_keycodes_with_the_x11_backend(tmp_path: Path) -
     finally:
         portable.close()
         x11.close()
+        launched.end()
+
+
+ALPHABET = "abcdefghijklmnopqrstuvwxyz"
+
+
+class StopAfter(threading.Event):
+    """An event that becomes set on the `calls`-th look at it: a kill switch that fires mid-chunk, on cue."""
+
+    def __init__(self, calls: int) -> None:
+        super().__init__()
+        self.calls = calls
+
+    def is_set(self) -> bool:
+        self.calls -= 1
+        return self.calls < 0 or super().is_set()
+
+
+def test_typing_stops_between_keys_once_stopped(tmp_path: Path) -> None:
+    desktop = shared_desktop()
+    launched = Launched(desktop)
+    probe = launched.probe(tmp_path / "events.jsonl")
+    executor = open_executor(desktop.display, "portable")
+    try:  # pynput types key by key: a stop set mid-chunk ends the chunk there, not at its end
+        executor.backend.type_chunk(ALPHABET, StopAfter(5))
+        executor.backend.type_chunk("ABC")
+        probe.wait_for(lambda ev: any(e["type"] == "text" and e["value"].endswith("C") for e in ev), timeout=10)
+        first = [e for e in probe.events() if e["type"] == "text"][-1]["value"].removesuffix("ABC")
+        assert 1 <= len(first) <= 5 and ALPHABET.startswith(first)  # stopped at the fifth look, or before
+    finally:
+        executor.close()
         launched.end()
 
 

@@ -7,6 +7,7 @@ toolkits share: 1 left, 2 middle, 3 right, 4-7 wheel up/down/left/right, 8-9 bac
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +41,9 @@ class Input(Protocol):
     def key(self, keysym: int, down: bool) -> None:
         """Press or release the key that produces X keysym `keysym`."""
 
-    def type_chunk(self, text: str) -> None:
-        """Type a short piece of text (at most `spare_keycodes` characters the keyboard lacks)."""
+    def type_chunk(self, text: str, stop: threading.Event | None = None) -> None:
+        """Type a short piece of text (at most `spare_keycodes` characters the keyboard lacks); a backend
+        that types key by key stops before the next key once `stop` is set."""
 
     @property
     def spare_keycodes(self) -> int:

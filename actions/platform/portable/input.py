@@ -178,10 +178,11 @@ class PortableInput:
             self._controller = keyboard_controller(self.display)
         return self._controller
 
-    def type_chunk(self, text: str) -> None:
-        """Type a piece of text (any Unicode) through pynput."""
+    def type_chunk(self, text: str, stop: threading.Event | None = None) -> None:
+        """Type a piece of text (any Unicode) through pynput, key by key; stop before the next key once
+        `stop` is set (the kill switch does not wait for the chunk's end)."""
         with self._lock:
-            self._typist.type(text)
+            self._typist.type(text, stop)
 
     @property
     def spare_keycodes(self) -> int:
@@ -246,12 +247,20 @@ class PynputTypist:
     def __init__(self, controller: Any) -> None:
         self._controller = controller
 
-    def type(self, text: str) -> None:
-        """Type `text`."""
-        try:
-            self._controller.type(text)
-        except Exception as exc:
-            raise ToolError(f"pynput could not type {text!r}: {type(exc).__name__}: {exc}") from exc
+    def type(self, text: str, stop: threading.Event | None = None) -> None:
+        """Type `text`, or its start until `stop` is set."""
+        type_keys(self._controller, text, stop)
 
     def close(self) -> None:
         """Nothing to close."""
+
+
+def type_keys(controller: Any, text: str, stop: threading.Event | None = None) -> None:
+    """Type `text` with a pynput keyboard controller a character at a time, stopping once `stop` is set."""
+    for char in text:
+        if stop is not None and stop.is_set():
+            return
+        try:
+            controller.type(char)
+        except Exception as exc:  # pynput's InvalidCharacterException, X11Error
+            raise ToolError(f"pynput could not type {char!r} of {text!r}: {type(exc).__name__}: {exc}") from exc

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from actions.keys import char_keysym
+from actions.platform.portable.input import type_keys
 from actions.result import ToolError
 
 REMAP_PAUSE_S = 0.05  # clients read a key's character when they handle it, with the keymap of that moment
@@ -77,11 +78,12 @@ class XTypist:
     def _rows(self) -> list[list[int]]:
         return [list(row) for row in self._conn.get_keyboard_mapping(self._first, self._count)]
 
-    def type(self, text: str) -> None:
-        """Type `text`: all at once when the spare keycodes suffice, else in parts (other programs hold some)."""
+    def type(self, text: str, stop: threading.Event | None = None) -> None:
+        """Type `text`: all at once when the spare keycodes suffice, else in parts (other programs hold some);
+        or its start, until `stop` is set."""
         with self._lock:
             rest = text
-            while rest:
+            while rest and not (stop and stop.is_set()):
                 rows = self._rows()
                 on_map = {keysym for row in rows for keysym in row if keysym}
                 part, missing = self._part(rest, rows, on_map)
@@ -92,7 +94,7 @@ class XTypist:
                     self._main, self._main_rows = self._new_controller(), rows
                 focus = self._give_focus()
                 try:
-                    _type(self._main, part)
+                    type_keys(self._main, part, stop)
                 finally:
                     now, used = time.monotonic(), set(part)
                     for keycode, (chars, _) in list(self._lent.items()):
@@ -200,9 +202,3 @@ class XTypist:
         with contextlib.suppress(Exception):
             self._conn.close()
 
-
-def _type(controller: Any, text: str) -> None:
-    try:
-        controller.type(text)
-    except Exception as exc:  # pynput's InvalidCharacterException, X11Error
-        raise ToolError(f"pynput could not type {text!r}: {type(exc).__name__}: {exc}") from exc

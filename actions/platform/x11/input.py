@@ -147,8 +147,9 @@ class X11Input:
         self._fake(X.KeyPress, keycode)
         self._keys_down.append(keycode)
 
-    def type_chunk(self, text: str) -> None:
-        """Type a short piece of text (any Unicode; at most as many unmapped characters as spares)."""
+    def type_chunk(self, text: str, stop: threading.Event | None = None) -> None:
+        """Type a short piece of text (any Unicode; at most as many unmapped characters as spares).
+        The chunk goes to the server at once, so `stop` is not looked at: the executor stops between chunks."""
         from Xlib import X
 
         with self._lock:
