@@ -201,14 +201,15 @@ def test_gtk_scrollbars_hold_still_on_a_private_desktop(tmp_path: Path, monkeypa
         monkeypatch.delenv("GTK_OVERLAY_SCROLLING")
 
         start_mousepad(desk, tmp_path)
-        screen = Screen(desk.display)
-        before = wait_still(screen)
-        subprocess.run(["xdotool", "mousemove", "300", "400", "click", "1"], env=desk.env(), check=True, timeout=10)
-        strip = (slice(60, 740), slice(1260, 1280))  # the text view's right edge, where the scrollbar is
-        frames = [before.pixels[strip]]
-        deadline = time.monotonic() + 1.2
-        while time.monotonic() < deadline:
-            frames.append(screen.grab().pixels[strip])
-            time.sleep(0.02)
+        with Screen(desk.display) as screen:
+            before = wait_still(screen)
+            subprocess.run(["xdotool", "mousemove", "300", "400", "click", "1"], env=desk.env(), check=True,
+                           timeout=10)
+            strip = (slice(60, 740), slice(1260, 1280))  # the text view's right edge, where the scrollbar is
+            frames = [before.pixels[strip]]
+            deadline = time.monotonic() + 1.2
+            while time.monotonic() < deadline:
+                frames.append(screen.grab().pixels[strip])
+                time.sleep(0.02)
         changes = sum(not np.array_equal(a, b) for a, b in itertools.pairwise(frames))
         assert changes == 0, f"the scrollbar changed {changes} times after a click"

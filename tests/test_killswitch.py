@@ -35,6 +35,14 @@ def where(request: pytest.FixtureRequest, desktop_factory) -> Iterator[Where]:
     yield from where_for(request.param, desktop_factory)
 
 
+HOTKEY_KEYSYMS = ("Control_L", "Alt_L", "Shift_L", "k", "K")  # what xdotool's ctrl+alt+shift+k sends
+
+
+def hotkey_at(events: list[dict]) -> int:
+    """Where the hotkey's K press is among the probe's events (in the order the X server delivered them)."""
+    return next(n for n, e in enumerate(events) if e["type"] == "keypress" and e["keysym"] in ("k", "K"))
+
+
 def press_hotkey(display: str) -> float:
     """Press Ctrl+Alt+Shift+K with xdotool (real X events); the wall-clock time just before."""
     started = time.time()
@@ -70,8 +78,8 @@ def test_hotkey_stops_a_long_hold_key_within_200ms(where: Where, tmp_path: Path)
     events = probe.events()
     shift = [e for e in events if e.get("keysym") == "Shift_R"]
     assert shift[-1]["type"] == "keyrelease"  # released, not left held down
-    hotkey = next(e for e in events if e["type"] == "keypress" and e["keysym"] in ("k", "K"))
-    late_s = (shift[-1]["xtime"] - hotkey["xtime"]) / 1000  # on the X server's clock (both come through XTest)
+    # on the X server's clock (both come through XTest)
+    late_s = (shift[-1]["xtime"] - events[hotkey_at(events)]["xtime"]) / 1000
     assert 0 <= late_s < 0.2, f"released {late_s:.3f} s after the hotkey"
     recording = Recording.load(outcome.recording)
     assert recording.meta["status"] == "stopped" and "interrupted" in recording.steps[0]["error"]
@@ -87,10 +95,9 @@ def test_hotkey_stops_a_long_type_within_200ms(where: Where, tmp_path: Path) -> 
     thread.join(timeout=10)
     assert box["outcome"].result.exit_code == 3
     time.sleep(0.3)
-    events = probe.events()  # in the order the X server delivered them
-    hotkey = next(n for n, e in enumerate(events) if e["type"] == "keypress" and e["keysym"] in ("k", "K"))
-    typed = [n for n, e in enumerate(events) if e["type"] == "keypress" and e["keysym"] not in
-             ("Control_L", "Alt_L", "Shift_L", "k", "K")]
+    events = probe.events()
+    hotkey = hotkey_at(events)
+    typed = [n for n, e in enumerate(events) if e["type"] == "keypress" and e["keysym"] not in HOTKEY_KEYSYMS]
     assert len(typed) < len(long_text)  # it stopped part-way
     after = [events[n] for n in typed if n > hotkey]
     # the clocks of the X server, not of the probe (which can fall behind on a busy machine) nor of xdotool's start
